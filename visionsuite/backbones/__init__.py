@@ -1,0 +1,24 @@
+"""The shared backbone library: every network of every task, created by name.
+
+>>> from visionsuite.backbones import create_backbone, list_backbones
+>>> model = create_backbone("lenet5", num_classes=10, in_chans=1)
+"""
+
+from visionsuite.backbones._base import Backbone, FeatureInfo
+from visionsuite.backbones._registry import (
+    UnknownBackboneError,
+    create_backbone,
+    get_builder,
+    list_backbones,
+    register_backbone,
+)
+
+__all__ = [
+    "Backbone",
+    "FeatureInfo",
+    "UnknownBackboneError",
+    "create_backbone",
+    "get_builder",
+    "list_backbones",
+    "register_backbone",
+]

@@ -1,0 +1,173 @@
+"""The interface every backbone shares, whatever its family.
+
+A backbone is an ordered chain of named *stages* (``stem``, ``stage1`` … or ``features``)
+followed by a classifier *head*. The chain gives, for free and identically in every family:
+
+* ``forward_features`` – the last feature map (or vector, for the linear and MLP baselines);
+* ``forward_pyramid`` – the outputs of the stages listed in ``feature_info`` (strides 4–32,
+  with their channel counts), what segmentation decoders and detection FPNs consume;
+* ``freeze`` / ``unfreeze`` by stage name, for transfer learning;
+* ``reset_classifier`` to re-target the head to another number of classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One multi-scale output: the stage that produces it, its stride and its channel count."""
+
+    stage: str
+    stride: int
+    channels: int
+
+
+class Backbone(nn.Module):
+    """Base class of every network in the library (see the module docstring for the contract).
+
+    Subclasses fill ``self.stages`` (an ``nn.ModuleDict`` in forward order), ``self.head``
+    (an ``nn.Module`` mapping the last features to logits), ``self.num_features`` and
+    ``self.feature_info``, and may override ``forward_head`` / ``reset_classifier`` when their
+    head is more than a pooled linear layer.
+    """
+
+    #: (channels, height, width) the family was designed for; used by ``summary`` and tests.
+    default_input_size: tuple[int, int, int] = (3, 224, 224)
+    #: smallest (height, width) the architecture accepts; smaller inputs raise a clear error.
+    min_input_size: tuple[int, int] = (1, 1)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = nn.ModuleDict()
+        self.head: nn.Module = nn.Identity()
+        self.num_features: int = 0
+        self.num_classes: int = 0
+        self.feature_info: list[FeatureInfo] = []
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Run every stage; returns the last feature map (before pooling and classifier)."""
+        self._check_input(x)
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
+        """Map features to logits; ``pre_logits=True`` stops at the pooled feature vector."""
+        if pre_logits:
+            return _global_pool(x)
+        return self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_pyramid(self, x: Tensor) -> list[Tensor]:
+        """Outputs of the stages named in ``feature_info``, shallow to deep."""
+        self._check_input(x)
+        wanted = {info.stage for info in self.feature_info}
+        outputs: list[Tensor] = []
+        for name, stage in self.stages.items():
+            x = stage(x)
+            if name in wanted:
+                outputs.append(x)
+            if len(outputs) == len(wanted):
+                break
+        return outputs
+
+    # -- classifier ------------------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final linear layer with a fresh one for ``num_classes`` (0 → identity)."""
+        linear = _last_linear(self, "head")
+        if linear is None:
+            raise TypeError(f"{type(self).__name__} has no linear classifier to reset; override reset_classifier")
+        parent, attr = linear
+        old: nn.Linear = getattr(parent, attr)
+        new = nn.Linear(old.in_features, num_classes) if num_classes > 0 else nn.Identity()
+        setattr(parent, attr, new)
+        self.num_classes = num_classes
+
+    # -- transfer learning -----------------------------------------------------------------
+    @property
+    def stage_names(self) -> list[str]:
+        return [*self.stages.keys(), "head"]
+
+    def freeze(self, stages: Iterable[str] | None = None, *, train_bn: bool = False) -> None:
+        """Stop gradients for ``stages`` (default: every stage but the head).
+
+        Frozen batch-norm layers also stop updating running statistics unless ``train_bn``.
+        """
+        for name in self._resolve_stages(stages):
+            module = self.head if name == "head" else self.stages[name]
+            module.requires_grad_(False)
+            if not train_bn:
+                for m in module.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+                        m._vs_frozen = True  # type: ignore[attr-defined]
+
+    def unfreeze(self, stages: Iterable[str] | None = None) -> None:
+        """Undo :meth:`freeze` for ``stages`` (default: all, head included)."""
+        names = self.stage_names if stages is None else self._resolve_stages(stages)
+        for name in names:
+            module = self.head if name == "head" else self.stages[name]
+            module.requires_grad_(True)
+            for m in module.modules():
+                if getattr(m, "_vs_frozen", False):
+                    m._vs_frozen = False  # type: ignore[attr-defined]
+                    m.train(self.training)
+
+    def train(self, mode: bool = True) -> Backbone:
+        super().train(mode)
+        for m in self.modules():  # keep frozen batch norms in eval mode
+            if getattr(m, "_vs_frozen", False):
+                m.eval()
+        return self
+
+    def _resolve_stages(self, stages: Iterable[str] | None) -> list[str]:
+        if stages is None:
+            return list(self.stages.keys())
+        names = list(stages)
+        unknown = [n for n in names if n not in self.stage_names]
+        if unknown:
+            raise ValueError(f"Unknown stage(s) {unknown} for {type(self).__name__}; stages are {self.stage_names}")
+        return names
+
+    # -- input checks ----------------------------------------------------------------------
+    def _check_input(self, x: Tensor) -> None:
+        min_h, min_w = self.min_input_size
+        if x.dim() == 4 and (x.shape[-2] < min_h or x.shape[-1] < min_w):
+            raise ValueError(
+                f"{type(self).__name__} needs inputs of at least {min_h}x{min_w} pixels, "
+                f"got {x.shape[-2]}x{x.shape[-1]}"
+            )
+
+
+def _global_pool(x: Tensor) -> Tensor:
+    return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1) if x.dim() == 4 else x
+
+
+def _last_linear(owner: nn.Module, attr: str) -> tuple[nn.Module, str] | None:
+    """(parent, attribute) of the last ``nn.Linear`` at or inside ``owner.<attr>``, or ``None``."""
+    module = getattr(owner, attr)
+    if isinstance(module, nn.Linear):
+        return owner, attr
+    found: tuple[nn.Module, str] | None = None
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear):
+                found = (parent, name)
+    return found
+
+
+def strides_of(model: Backbone) -> Sequence[int]:
+    """Strides of the model's multi-scale outputs, shallow to deep (a convenience for tests)."""
+    return [info.stride for info in model.feature_info]

@@ -1,0 +1,30 @@
+"""Multinomial logistic regression: the course's generalised linear model on raw pixels."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from visionsuite.backbones._base import Backbone
+from visionsuite.backbones._registry import register_backbone
+
+
+class LinearClassifier(Backbone):
+    """softmax(Wx + b) on the flattened image; its only stage flattens the pixels."""
+
+    default_input_size = (3, 32, 32)
+
+    def __init__(self, *, num_classes: int = 10, in_chans: int = 3, input_size: int | tuple[int, int] = 32) -> None:
+        super().__init__()
+        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+        self.default_input_size = (in_chans, h, w)
+        self.min_input_size = (h, w)
+        self.num_features = in_chans * h * w
+        self.num_classes = num_classes
+        self.stages["flatten"] = nn.Flatten()
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+@register_backbone("linear")
+def linear(*, num_classes: int = 10, in_chans: int = 3, input_size: int | tuple[int, int] = 32) -> LinearClassifier:
+    """Logistic regression on ``in_chans x input_size x input_size`` pixels."""
+    return LinearClassifier(num_classes=num_classes, in_chans=in_chans, input_size=input_size)
