@@ -1,0 +1,81 @@
+"""Optimiser and schedule factories: each name builds what it says, with the course's numbers."""
+
+import pytest
+import torch
+from torch import nn
+
+from visionsuite.tasks.optim import build_optimizer, build_scheduler, param_groups
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+     ("rmsprop", torch.optim.RMSprop), ("adagrad", torch.optim.Adagrad)],
+)
+def test_each_optimizer_name_builds_its_class(name: str, cls: type) -> None:
+    opt = build_optimizer(name, _model().parameters(), lr=0.05, weight_decay=2e-5)
+    assert isinstance(opt, cls)
+    assert opt.param_groups[0]["lr"] == 0.05
+    assert opt.param_groups[0]["weight_decay"] == 2e-5
+
+
+def test_sgd_nesterov_and_momentum_reach_torch() -> None:
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    assert opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["nesterov"] is True
+
+
+def test_weight_decay_is_the_l2_gradient() -> None:
+    """SGD's weight_decay λ adds λθ to the gradient: one step from θ=1 with zero loss gives 1-lr·λ."""
+    w = nn.Parameter(torch.ones(3))
+    opt = build_optimizer("sgd", [w], lr=0.1, momentum=0.0, weight_decay=2e-5)
+    (w * 0).sum().backward()
+    opt.step()
+    assert torch.allclose(w.detach(), torch.full((3,), 1 - 0.1 * 2e-5))
+
+
+def test_no_decay_groups_exempt_biases_and_norms() -> None:
+    groups = param_groups(_model(), 1e-4, no_decay_norm_and_bias=True)
+    assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
+
+
+def test_unknown_names_list_the_choices() -> None:
+    with pytest.raises(ValueError, match="sgd, adam, adamw, rmsprop, adagrad"):
+        build_optimizer("lamb", _model().parameters(), lr=1.0)
+    opt = build_optimizer("sgd", _model().parameters(), lr=1.0)
+    with pytest.raises(ValueError, match="multistep, cosine, onecycle, plateau"):
+        build_scheduler("poly", opt, max_epochs=1, total_steps=1)
+
+
+def test_multistep_decays_lr_from_0_1_to_0_01_at_the_milestone() -> None:
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.1)
+    cfg = build_scheduler("multistep", opt, max_epochs=4, total_steps=40, milestones=[2], gamma=0.1)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        cfg["scheduler"].step()
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    assert cfg["interval"] == "epoch"
+
+
+def test_onecycle_steps_per_batch_and_peaks_at_lr() -> None:
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.5)
+    cfg = build_scheduler("onecycle", opt, max_epochs=1, total_steps=10, warmup_pct=0.3)
+    assert cfg["interval"] == "step"
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        cfg["scheduler"].step()
+    assert max(lrs) == pytest.approx(0.5) and lrs[0] < 0.05 and lrs[-1] < 0.01
+
+
+def test_plateau_monitors_the_task_metric() -> None:
+    opt = build_optimizer("adam", _model().parameters(), lr=1e-3)
+    cfg = build_scheduler("plateau", opt, max_epochs=1, total_steps=1, monitor="val/acc", mode="max")
+    assert cfg["monitor"] == "val/acc" and cfg["scheduler"].mode == "max"

@@ -1,0 +1,58 @@
+"""The backbone registry: names, errors, and the interface every family shares."""
+
+import pytest
+import torch
+
+from visionsuite.backbones import Backbone, UnknownBackboneError, create_backbone, list_backbones
+
+
+def test_course_baselines_are_registered() -> None:
+    names = list_backbones()
+    for name in ("linear", "mlp", "lenet1", "lenet5"):
+        assert name in names
+    assert list_backbones("lenet*") == ["lenet1", "lenet5"]
+
+
+def test_unknown_backbone_lists_valid_names_and_suggests() -> None:
+    with pytest.raises(UnknownBackboneError) as info:
+        create_backbone("lenet6")
+    message = str(info.value)
+    assert "Unknown backbone 'lenet6'" in message and "Did you mean lenet5" in message
+    assert "linear" in message and "\n" not in message
+
+
+def test_linear_model_is_multinomial_logistic_regression() -> None:
+    model = create_backbone("linear", num_classes=10, in_chans=3, input_size=32)
+    assert sum(p.numel() for p in model.parameters()) == 3 * 32 * 32 * 10 + 10
+    x = torch.rand(2, 3, 32, 32)
+    head = model.get_classifier()
+    assert torch.allclose(model(x), head(x.flatten(1)))
+
+
+def test_mlp_skip_layer_nests_the_linear_model() -> None:
+    """F(x) = α + βᵀx + Σ a_h σ(b_h + W_hᵀx): with a = 0 the MLP equals its linear skip layer."""
+    model = create_backbone("mlp", num_classes=10, in_chans=3, input_size=32, hidden=10)
+    head = model.get_classifier()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        head.out.weight.zero_()
+    assert torch.allclose(model(x), head.skip(x.flatten(1)))
+    # parameters: hidden (3072*10+10) + a (10*10) + skip (3072*10+10)
+    assert sum(p.numel() for p in model.parameters()) == 30730 + 100 + 30730
+
+
+def test_lenet5_matches_the_paper() -> None:
+    model = create_backbone("lenet5", num_classes=10, in_chans=1)
+    assert isinstance(model, Backbone)
+    assert sum(p.numel() for p in model.parameters()) == 61_706
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [6, 16] and convs[0].kernel_size == (5, 5)
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.modules())
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in model.modules())
+    assert [f.shape[1:] for f in model.forward_pyramid(torch.rand(2, 1, 28, 28))] == [(6, 14, 14), (16, 5, 5)]
+
+
+def test_lenet1_has_4_then_12_valid_filters() -> None:
+    model = create_backbone("lenet1", num_classes=10, in_chans=1)
+    feats = model.forward_features(torch.rand(1, 1, 28, 28))
+    assert feats.shape == (1, 12, 4, 4)

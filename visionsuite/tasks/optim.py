@@ -1,0 +1,83 @@
+"""Optimiser and learning-rate schedule factories, chosen by name in a config.
+
+Kept as plain names + numbers (not class paths) so a YAML reads like the course's recipe:
+``optimizer: sgd, lr: 0.1, momentum: 0.9, scheduler: multistep, milestones: [60, 90]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.optim import Optimizer, lr_scheduler
+
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+SchedulerName = Literal["none", "multistep", "cosine", "onecycle", "plateau"]
+
+
+def param_groups(model: nn.Module, weight_decay: float, *, no_decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """Trainable parameters, optionally exempting biases and norm weights from weight decay."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not no_decay_norm_and_bias or weight_decay == 0:
+        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
+    decay = [p for _, p in params if p.ndim > 1]
+    other = [p for _, p in params if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+def build_optimizer(
+    name: str,
+    params: Iterable[dict[str, Any]] | Iterable[torch.Tensor],
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    betas: Sequence[float] = (0.9, 0.999),
+) -> Optimizer:
+    """One of SGD (momentum, Nesterov), Adam, AdamW, RMSprop, Adagrad."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimizer {name!r}; choose one of: sgd, adam, adamw, rmsprop, adagrad")
+
+
+def build_scheduler(
+    name: str,
+    optimizer: Optimizer,
+    *,
+    max_epochs: int,
+    total_steps: int,
+    milestones: Sequence[int] = (),
+    gamma: float = 0.1,
+    monitor: str = "val/loss",
+    mode: str = "min",
+    patience: int = 10,
+    warmup_pct: float = 0.3,
+) -> dict[str, Any] | None:
+    """A Lightning ``lr_scheduler`` config dict (with the right interval), or ``None``."""
+    if name == "none":
+        return None
+    if name == "multistep":
+        sched = lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
+        return {"scheduler": sched, "interval": "epoch"}
+    if name == "cosine":
+        sched = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs))
+        return {"scheduler": sched, "interval": "epoch"}
+    if name == "onecycle":
+        max_lrs = [g["lr"] for g in optimizer.param_groups]
+        sched = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=max(1, total_steps), pct_start=warmup_pct)
+        return {"scheduler": sched, "interval": "step"}
+    if name == "plateau":
+        sched = lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=gamma, patience=patience)
+        return {"scheduler": sched, "interval": "epoch", "monitor": monitor}
+    raise ValueError(f"Unknown scheduler {name!r}; choose one of: none, multistep, cosine, onecycle, plateau")
