@@ -59,9 +59,11 @@ class Backbone(nn.Module):
         return x
 
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
-        """Map features to logits; ``pre_logits=True`` stops at the pooled feature vector."""
+        """Map features to logits; ``pre_logits=True`` stops at the pooled feature vector
+        (or, for heads with hidden layers such as VGG's, at the input of the last linear layer)."""
         if pre_logits:
-            return _global_pool(x)
+            exit_ = getattr(self.head, "forward_pre_logits", None)
+            return exit_(x) if callable(exit_) else _global_pool(x)
         return self.head(x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -86,6 +88,11 @@ class Backbone(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer with a fresh one for ``num_classes`` (0 → identity)."""
+        reset = getattr(self.head, "reset_classifier", None)
+        if callable(reset):  # heads that know their classifier (layers.ClassifierHead)
+            reset(num_classes)
+            self.num_classes = num_classes
+            return
         linear = _last_linear(self, "head")
         if linear is None:
             raise TypeError(f"{type(self).__name__} has no linear classifier to reset; override reset_classifier")

@@ -6,12 +6,17 @@ so every factory here raises a one-line error listing the valid choices.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from torch import nn
+from torch import Tensor, nn
+
+from visionsuite.errors import ConfigError
+
+T = TypeVar("T")
 
 ActivationName = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "silu", "relu6", "hardswish"]
 NormName = Literal["batch", "none"]
@@ -34,7 +39,32 @@ _ACTIVATIONS: dict[str, Callable[..., nn.Module]] = {
 
 def _choose(kind: str, name: str, choices: dict[str, object] | tuple[str, ...]) -> None:
     if name not in choices:
-        raise ValueError(f"Unknown {kind} {name!r}; choose one of: {', '.join(choices)}")
+        raise ConfigError(f"Unknown {kind} {name!r}; choose one of: {', '.join(map(str, choices))}")
+
+
+def check_choice(kind: str, name: T, choices: Iterable[T]) -> T:
+    """``name`` if it is one of ``choices``, else a ConfigError (a ValueError) listing them."""
+    _choose(kind, name, tuple(choices))  # type: ignore[arg-type]
+    return name
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """A backbone option its family does not have (a TypeError, like any unexpected keyword)."""
+
+
+def build_with_options(cls: Callable[..., T], options: Mapping[str, Any], /, **fixed: Any) -> T:
+    """``cls(**fixed, **options)``; an unknown option (or one the builder fixes) raises an
+    :class:`UnknownOptionError` listing the valid ones, since option names come from YAML."""
+    params = inspect.signature(cls).parameters
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    valid = sorted(n for n, p in params.items() if p.kind in keyword and n not in fixed)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UnknownOptionError(
+            f"{getattr(cls, '__name__', cls)} got unknown option(s) {', '.join(unknown)}; "
+            f"valid options: {', '.join(valid)}"
+        )
+    return cls(**fixed, **options)
 
 
 def make_activation(name: str = "relu", *, negative_slope: float = 0.01) -> nn.Module:
@@ -53,10 +83,18 @@ def activation_factory(name: str = "relu", *, negative_slope: float = 0.01) -> C
     return partial(make_activation, name, negative_slope=negative_slope)
 
 
-def make_norm(name: str, channels: int) -> nn.Module:
-    """Batch norm over ``channels`` or identity (``none``)."""
+def make_norm(name: str, channels: int, **kwargs: float) -> nn.Module:
+    """Batch norm over ``channels`` (``kwargs``: eps, momentum) or identity (``none``)."""
     _choose("normalisation", name, ("batch", "none"))
-    return nn.BatchNorm2d(channels) if name == "batch" else nn.Identity()
+    return nn.BatchNorm2d(channels, **kwargs) if name == "batch" else nn.Identity()
+
+
+def response_norm(*, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
+    """Local response normalisation with the AlexNet paper's constants (Krizhevsky et al., 2012, §3.3).
+
+    The paper's α multiplies the plain sum of squares; PyTorch divides by ``size``, hence ``alpha * size``.
+    """
+    return nn.LocalResponseNorm(size, alpha=alpha * size, beta=beta, k=k)
 
 
 def make_pool(name: str, kernel_size: int, stride: int | None = None, padding: int = 0, **kwargs: bool) -> nn.Module:
@@ -83,9 +121,13 @@ def conv_norm_act(
     norm: str = "batch",
     act: Callable[[], nn.Module] | None = None,
     padding_mode: str = "zeros",
+    bias: bool | None = None,
+    norm_kwargs: Mapping[str, float] | None = None,
 ) -> nn.Sequential:
-    """Conv → norm → activation; the conv has a bias only when there is no norm after it."""
+    """Conv → norm → activation; by default (``bias=None``) the conv has a bias only when there is
+    no norm after it. ``norm_kwargs`` (eps, momentum) go to the batch norm."""
     padding = (kernel_size - 1) // 2 if padding is None else padding
+    bias = norm == "none" if bias is None else bias
     layers: list[nn.Module] = [
         nn.Conv2d(
             in_ch,
@@ -94,10 +136,10 @@ def conv_norm_act(
             stride=stride,
             padding=padding,
             groups=groups,
-            bias=norm == "none",
+            bias=bias,
             padding_mode=check_padding_mode(padding_mode),
         ),
-        make_norm(norm, out_ch),
+        make_norm(norm, out_ch, **(norm_kwargs or {})),
     ]
     if act is not None:
         layers.append(act())
@@ -131,3 +173,73 @@ def init_weights(module: nn.Module, scheme: str = "default") -> None:
             nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def he_init(module: nn.Module, *, linear_std: float | None = 0.01) -> None:
+    """torchvision's recipe for VGG, ResNet and MobileNet: He-normal fan-out convs (He et al., 2015)
+    with zero biases, unit/zero norms, and N(0, ``linear_std``) linears (``None`` keeps PyTorch's)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)
+
+
+def smallest_input(geometry: Sequence[tuple[int, int, int] | tuple[int, int, int, bool]]) -> int:
+    """Smallest input side for a chain of (kernel, stride, padding[, ceil_mode]) layers to give a
+    non-empty output; families use it to state ``min_input_size`` exactly rather than guess it."""
+    need = 1
+    for kernel, stride, padding, *ceil in reversed(geometry):
+        extra = 1 - stride if ceil and ceil[0] else 0  # a ceil-mode window may hang over the edge
+        need = max(1, (need - 1) * stride + kernel + extra - 2 * padding)
+    return need
+
+
+class ClassifierHead(nn.Module):
+    """Pool → flatten → hidden fully connected layers → classifier, with a pre-logits exit.
+
+    Hidden layers are Linear → activation → Dropout, the fc6/fc7 order of AlexNet and VGG
+    (Krizhevsky et al., 2012; Simonyan & Zisserman, 2015); without hidden layers, dropout comes
+    right before the classifier (GoogLeNet, MobileNet). ``pool_size`` is the adaptive-average-pool
+    grid (7 for VGG, 6 for AlexNet, 1 = global pooling; ``None`` = input already pooled).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        *,
+        hidden: Sequence[int] = (),
+        pool_size: int | None = 1,
+        dropout: float = 0.0,
+        act: Callable[[], nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(pool_size) if pool_size else nn.Identity()
+        self.flatten = nn.Flatten(1)
+        width = channels * (pool_size or 1) ** 2
+        layers: list[nn.Module] = []
+        for w in hidden:
+            layers += [nn.Linear(width, w), act(), nn.Dropout(dropout)]
+            width = w
+        if not hidden and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        self.hidden = nn.Sequential(*layers)
+        self.num_features = width
+        self.fc: nn.Module = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_pre_logits(self, x: Tensor) -> Tensor:
+        return self.hidden(self.flatten(self.pool(x)))
+
+    def forward(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
+        x = self.forward_pre_logits(x)
+        return x if pre_logits else self.fc(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

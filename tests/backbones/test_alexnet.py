@@ -1,0 +1,29 @@
+"""AlexNet: the course's 62,378,344-parameter network, its LRN and its 67x67 minimum input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from backbone_tester import BackboneTester, build, modules_of
+from torch import nn
+
+
+class TestAlexNet(BackboneTester):
+    patterns = ("alexnet",)
+    option_model = "alexnet"
+    param_counts = {"alexnet": 62_378_344}
+    exact_pyramid = False  # conv1 is an unpadded 11x11/4
+
+    def test_course_shapes(self) -> None:
+        model = build("alexnet").eval()
+        with torch.no_grad():
+            sides = [f.shape[-1] for f in model.forward_pyramid(torch.randn(1, 3, 227, 227))]
+        assert sides == [55, 27, 13, 6]  # conv1, conv2, conv5 (before pool5), pool5
+
+    def test_lrn_follows_conv1_and_conv2(self) -> None:
+        assert len(modules_of(build("alexnet"), nn.LocalResponseNorm)) == 2
+        assert not modules_of(build("alexnet", lrn=False), nn.LocalResponseNorm)
+
+    def test_28x28_names_the_minimum(self) -> None:
+        with pytest.raises(ValueError, match="needs inputs of at least 67x67"):
+            build("alexnet")(torch.randn(1, 3, 28, 28))

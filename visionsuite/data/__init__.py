@@ -1,0 +1,23 @@
+"""The data layer: cached uint8 datasets, on-device augmentation, Lightning DataModules.
+
+See ``data/README.md`` (in the checkout) for where files land and the lookup order
+(``data_dir`` → ``VISIONSUITE_MIRROR`` mirror → download).
+"""
+
+from .base import TensorClassificationDataModule
+from .cifar import CIFAR10DataModule
+from .errors import DataError, DatasetNotFoundError, InvalidDatasetError, UnsafeArchiveError
+from .image_folder import ImageFolderDataModule
+from .mnist import FashionMNISTDataModule, MNISTDataModule
+
+__all__ = [
+    "CIFAR10DataModule",
+    "DataError",
+    "DatasetNotFoundError",
+    "FashionMNISTDataModule",
+    "ImageFolderDataModule",
+    "InvalidDatasetError",
+    "MNISTDataModule",
+    "TensorClassificationDataModule",
+    "UnsafeArchiveError",
+]

@@ -1,0 +1,258 @@
+"""The shared DataModule: cached uint8 splits, hold-out validation, on-device augmentation.
+
+Subclasses only say where their data comes from and how to decode it (``_decode``), plus
+their constants (classes, mean/std, size). Everything else is common:
+
+* ``prepare_data`` (rank 0) decodes each missing split once into ``<cache_dir>/<split>.pt``;
+* ``setup`` memory-maps the caches, holds out validation (and, where there is no official
+  test set, test) images from ``train`` with a seeded generator, and applies ``*_subset``;
+* loaders yield whole uint8 batches ``(images [B, C, H, W], labels [B])``; the predict loader
+  yields ``(images, names: list[str])``: the files of ``predict_dir`` or, without one, the test
+  split (named by source file, or ``test/<index>`` for datasets stored as arrays);
+* ``on_after_batch_transfer`` turns a batch into float on its device, augments it when the
+  trainer is training (random crop with zero padding, horizontal flip), then normalises it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from . import augment as aug
+from .cache import DecodedSplit, is_valid_cache, load_split, save_split
+from .datasets import TensorImageDataset, batch_loader
+from .errors import InvalidDatasetError
+from .images import decode_images, list_image_files, skipped_message
+from .splits import first_n, holdout_split, resolve_size
+
+
+class TensorClassificationDataModule(L.LightningDataModule):
+    """Base class of the classification DataModules (see the module docstring).
+
+    Subclasses set the class attributes below and implement :meth:`_decode`.
+    """
+
+    #: folder under ``data_dir`` holding this dataset's files and cache.
+    dataset_name: ClassVar[str] = ""
+    #: class names in label order (image folders override :attr:`class_names` instead).
+    CLASSES: ClassVar[tuple[str, ...]] = ()
+    #: per-channel mean and std of the training images, in [0, 1] units.
+    MEAN: ClassVar[tuple[float, ...]] = ()
+    STD: ClassVar[tuple[float, ...]] = ()
+    #: (H, W) and channel count of the images the loaders yield.
+    IMAGE_SIZE: ClassVar[tuple[int, int]] = (0, 0)
+    IN_CHANS: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        val_size: int | float = 5_000,
+        test_size: int | float = 0,
+        seed: int = 42,
+        augment: bool = True,
+        crop_padding: int = 0,
+        hflip: bool = False,
+        normalize: bool = True,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        train_subset: int | None = None,
+        val_subset: int | None = None,
+        test_subset: int | None = None,
+        predict_dir: str | None = None,
+        drop_last: bool = False,
+        image_size: int | tuple[int, int] | None = None,
+        channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir).expanduser()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.val_size, self.test_size, self.seed = val_size, test_size, seed
+        self.augment, self.crop_padding, self.hflip = augment, crop_padding, hflip
+        self.normalize = normalize
+        self.train_subset, self.val_subset, self.test_subset = train_subset, val_subset, test_subset
+        self.predict_dir = Path(predict_dir).expanduser() if predict_dir else None
+        self.drop_last = drop_last
+        size = self.IMAGE_SIZE if image_size is None else image_size
+        self.image_size: tuple[int, int] = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.in_chans: int = self.IN_CHANS if channels is None else channels
+        if self.in_chans not in (1, 3):
+            raise InvalidDatasetError(f"channels must be 1 or 3, got {self.in_chans}")
+        self.mean: tuple[float, ...] = tuple(mean) if mean is not None else self.MEAN
+        self.std: tuple[float, ...] = tuple(std) if std is not None else self.STD
+        if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
+            raise InvalidDatasetError(f"mean/std need {self.in_chans} value(s), got {self.mean} / {self.std}")
+        #: source files that could not be decoded (image folders), filled by ``setup``.
+        self.skipped_files: list[str] = []
+        self.train_set: TensorImageDataset | None = None
+        self.val_set: TensorImageDataset | None = None
+        self.test_set: TensorImageDataset | None = None
+        self.predict_set: TensorImageDataset | None = None
+        #: the splits as stored in the cache (images, labels, classes, source files), after ``setup``.
+        self.decoded: dict[str, DecodedSplit] | None = None
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order."""
+        return list(self.CLASSES)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def dataset_dir(self) -> Path:
+        """``data_dir/<dataset_name>``: raw files, extracted archives, cache."""
+        return self.data_dir / self.dataset_name
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.dataset_dir / "cache"
+
+    def cache_splits(self) -> tuple[str, ...]:
+        """The splits stored on disk; ``val`` (and ``test``) missing here are held out of ``train``."""
+        return ("train", "test")
+
+    def _decode(self, splits: list[str]) -> dict[str, DecodedSplit]:
+        """Fetch the raw data if needed and decode the named splits."""
+        raise NotImplementedError
+
+    # -- preparation -----------------------------------------------------------------------------
+    def cache_path(self, split: str) -> Path:
+        return self.cache_dir / f"{split}.pt"
+
+    def prepare_data(self) -> None:
+        """Fetch and decode once (rank 0); skipped when only predicting on ``predict_dir``."""
+        trainer = self.trainer
+        if trainer is not None and trainer.predicting and self.predict_dir is not None:
+            return
+        self._build_caches()
+
+    def _build_caches(self) -> None:
+        missing = [s for s in self.cache_splits() if not is_valid_cache(self.cache_path(s))]
+        if missing:
+            for name, split in self._decode(missing).items():
+                save_split(split, self.cache_path(name))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the caches and build the train/val/test (or predict) datasets."""
+        if stage == "predict" and self.predict_dir is not None:
+            if self.predict_set is None:
+                self.predict_set = self._predict_folder_set()
+            return
+        if self.decoded is None:
+            self._build_caches()  # no-op after prepare_data; makes setup() alone work too
+            self.decoded = {s: load_split(self.cache_path(s)) for s in self.cache_splits()}
+            self.skipped_files = [f for d in self.decoded.values() for f in d.skipped]
+            if self.skipped_files:
+                warnings.warn(skipped_message(self.skipped_files, self._source_description()), stacklevel=2)
+            self._build_sets()
+        if stage == "predict" and self.predict_set is None:
+            self.predict_set = self._predict_test_set()
+
+    def _source_description(self) -> str:
+        return str(self.dataset_dir)
+
+    def _build_sets(self) -> None:
+        decoded = self.decoded
+        assert decoded is not None
+        train = decoded["train"]
+        held = [name for name in ("val", "test") if name not in decoded]
+        sizes = {"val": self.val_size, "test": self.test_size}
+        counts = [resolve_size(sizes[name], len(train.labels), f"{name}_size") for name in held]
+        parts = dict(zip([*held, "train"], holdout_split(len(train.labels), counts, self.seed)))
+        subsets = {"train": self.train_subset, "val": self.val_subset, "test": self.test_subset}
+        sets = {}
+        for name in ("train", "val", "test"):
+            split = decoded.get(name, train)
+            indices = parts[name] if name in parts else torch.arange(len(split.labels))
+            sets[name] = TensorImageDataset(split.images, split.labels, first_n(indices, subsets[name]))
+        self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+
+    def _predict_test_set(self) -> TensorImageDataset:
+        """Without ``predict_dir``: the test split, named by source file (or ``<split>/<index>``)."""
+        assert self.decoded is not None and self.test_set is not None
+        which = "test" if "test" in self.decoded else "train"
+        split = self.decoded[which]
+        names = split.files or [f"{which}/{i}" for i in range(len(split.labels))]
+        return TensorImageDataset(split.images, names, self.test_set.indices)
+
+    def _predict_folder_set(self) -> TensorImageDataset:
+        folder = self.predict_dir
+        assert folder is not None
+        if not folder.is_dir():
+            raise InvalidDatasetError(f"predict_dir {str(folder)!r} does not exist (or is not a folder)")
+        files = list_image_files(folder)
+        if not files:
+            raise InvalidDatasetError(f"predict_dir {str(folder)!r} holds no image files")
+        images, failed = decode_images(files, self.in_chans, self.image_size, desc="decoding predict_dir")
+        bad = set(failed)
+        if bad:
+            names = [files[i].relative_to(folder).as_posix() for i in failed]
+            warnings.warn(skipped_message(names, f"predict_dir {folder}"), stacklevel=3)
+        if len(bad) == len(files):
+            raise InvalidDatasetError(f"predict_dir {str(folder)!r}: none of its {len(files)} image files is readable")
+        paths = [str(f) for i, f in enumerate(files) if i not in bad]
+        return TensorImageDataset(images, paths)
+
+    # -- loaders -------------------------------------------------------------------------------
+    def _dataset(self, attr: str, stage: str) -> TensorImageDataset:
+        if getattr(self, attr) is None:  # lets the loaders work without an explicit setup()
+            self.setup(stage)
+        return getattr(self, attr)
+
+    def _loader(self, dataset: TensorImageDataset, train: bool = False) -> DataLoader:
+        return batch_loader(
+            dataset,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=self.drop_last and train,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("train_set", "fit"), train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("val_set", "validate"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("test_set", "test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches ``(images, paths)`` of ``predict_dir``; without it, of the test split (by file name)."""
+        return self._loader(self._dataset("predict_set", "predict"))
+
+    # -- on-device transforms ------------------------------------------------------------------
+    def transform_batch(self, images: Tensor, train: bool) -> Tensor:
+        """uint8 batch → float in [0, 1] → (augmented, if ``train``) → normalised."""
+        x = aug.to_float(images)
+        if train and self.augment:
+            if self.crop_padding > 0:
+                x = aug.random_crop(x, self.crop_padding)
+            if self.hflip:
+                x = aug.random_hflip(x)
+        if self.normalize:
+            x = aug.normalize(x, self.mean, self.std)
+        return x
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Runs on the batch's device; augments only while the trainer is training."""
+        images, targets = batch
+        training = self.trainer is not None and bool(self.trainer.training)
+        return self.transform_batch(images, train=training), targets
