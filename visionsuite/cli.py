@@ -10,14 +10,16 @@ Errors caused by the user's input are printed as one line (exit status 2).
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 from typing import Any
 
 from visionsuite.errors import VisionSuiteError
 
 
-def _lightning_cli(args: list[str]) -> Any:
+def _lightning_cli(args: list[str] | None) -> Any:
     """Build and run the LightningCLI (imported lazily: ``import lightning`` costs seconds)."""
     import torch
     from lightning.pytorch import LightningDataModule
@@ -45,7 +47,8 @@ def _lightning_cli(args: list[str]) -> Any:
             if self.trainer.interrupted or not _has_test_data(self.datamodule):
                 return
             ckpt = "best" if getattr(self.trainer.checkpoint_callback, "best_model_path", "") else None
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+            results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+            _print_result(results, self.model, ckpt)
 
     return VisionSuiteCLI(
         model_class=BaseTask,
@@ -55,8 +58,48 @@ def _lightning_cli(args: list[str]) -> Any:
         seed_everything_default=42,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False},  # errors reach main(), which prints one line
         args=args,
     )
+
+
+def _print_result(results: list[dict[str, float]], model: Any, ckpt: str | None) -> None:
+    """One closing line with the headline test metric, for humans and for ``make train``."""
+    if not results:
+        return
+    key = "test/" + model.monitor.split("/", 1)[-1]
+    if key in results[0]:
+        which = "best-validation checkpoint" if ckpt == "best" else "final weights"
+        print(f"Test {key.split('/', 1)[1]} ({which}): {results[0][key]:.2%}")
+
+
+def condense_parser_error(message: str) -> str:
+    """One line from jsonargparse's nested report: ``<key> (<Class>): <what is wrong>``."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    head = re.match(r'Parser key "([^"]+)":', lines[0]) if lines else None
+    problem = next((i for i, line in enumerate(lines) if line.startswith("- Problem with given class_path")), None)
+    if head is None or problem is None:
+        return " ".join(lines)
+    cls = re.search(r"class_path '([^']+)'", lines[problem])
+    detail: list[str] = []
+    for line in lines[problem + 1 :]:
+        if line.startswith(("- Expected a <class 'NoneType'>", "Given value")):
+            break
+        detail.append(line.lstrip("- "))
+    where = f"{head.group(1)} ({cls.group(1).rsplit('.', 1)[-1]})" if cls else head.group(1)
+    return f"{where}: {' '.join(detail)}"
+
+
+def _user_error_in_chain(err: BaseException) -> VisionSuiteError | None:
+    """The user-facing error behind ``err`` (jsonargparse and Lightning wrap the ones we raise)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, VisionSuiteError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _has_test_data(datamodule: Any) -> bool:
@@ -75,7 +118,7 @@ def _backbones(args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``visionsuite`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
         if args and args[0] == "summary":
@@ -84,9 +127,15 @@ def main(argv: list[str] | None = None) -> int:
             return summary_main(args[1:])
         if args and args[0] == "backbones":
             return _backbones(args[1:])
-        _lightning_cli(args)
-    except VisionSuiteError as err:
-        print(f"visionsuite: error: {err}", file=sys.stderr)
+        _lightning_cli(None if argv is None else args)
+    except argparse.ArgumentError as err:
+        print(f"visionsuite: error: {condense_parser_error(str(err))} (see --help)", file=sys.stderr)
+        return 2
+    except Exception as err:
+        user_error = _user_error_in_chain(err)
+        if user_error is None:
+            raise
+        print(f"visionsuite: error: {user_error}", file=sys.stderr)
         return 2
     return 0
 

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from visionsuite.errors import ConfigError, VisionSuiteError
+
 BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
 
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {}
@@ -21,7 +23,7 @@ _BACKBONES: dict[str, Callable[..., nn.Module]] = {}
 _PREFIX_RESOLVERS: dict[str, Callable[..., nn.Module]] = {}
 
 
-class UnknownBackboneError(ValueError):
+class UnknownBackboneError(VisionSuiteError, ValueError):
     """Raised for a backbone name that no family provides; the message lists valid names."""
 
 
@@ -79,7 +81,7 @@ def create_backbone(name: str, *, weights: str | None = None, **kwargs: Any) -> 
     except TypeError as err:
         if "weights" not in str(err):
             raise
-        raise ValueError(
+        raise ConfigError(
             f"Backbone {name!r} publishes no named weights ({weights!r} is not a file either); "
             "pass the path of a state_dict file"
         ) from None

@@ -20,9 +20,10 @@ from torch import Tensor  # noqa: E402
 
 
 class ClassificationImageLogger(Callback):
-    """At the end of ``test``, draw the task's ``sample_batch`` and ``test_confusion``."""
+    """At the end of ``test``, draw the task's ``sample_batch`` and ``confusion_matrix`` (rank 0 only)."""
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "images"  # a collective call under DDP
         if not trainer.is_global_zero:
             return
         names = _class_names(trainer, pl_module)
@@ -30,10 +31,9 @@ class ClassificationImageLogger(Callback):
         sample = getattr(pl_module, "sample_batch", None)
         if sample is not None:
             figures["test/samples"] = sample_grid(_denormalize(trainer, sample["images"]), sample["labels"], sample["preds"], names)
-        confusion = getattr(pl_module, "test_confusion", None)
-        if confusion is not None and confusion.update_called:
-            figures["test/confusion_matrix"] = confusion_figure(confusion.compute().cpu(), names)
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+        confusion = getattr(pl_module, "confusion_matrix", None)
+        if confusion is not None:
+            figures["test/confusion_matrix"] = confusion_figure(confusion, names)
         out_dir.mkdir(parents=True, exist_ok=True)
         for key, fig in figures.items():
             path = out_dir / f"{key.replace('/', '_')}.png"

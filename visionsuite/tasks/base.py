@@ -101,7 +101,8 @@ class BaseTask(LightningModule, ABC):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def configure_callbacks(self) -> list[Callback]:
-        """Best-on-validation checkpoint (first, so ``ckpt_path="best"`` finds it) and a periodic ``last``.
+        """Best-on-validation checkpoint (first, so ``ckpt_path="best"`` finds it) and ``last.ckpt``,
+        written after each validation and every ``checkpoint_every_n_steps`` training steps.
 
         Both live in ``<default_root_dir>/checkpoints`` – a path that does not change between
         runs, so ``--ckpt_path last`` finds the checkpoint of the run that was killed.
@@ -113,13 +114,16 @@ class BaseTask(LightningModule, ABC):
             monitor=self.monitor,
             mode=self.mode,
             save_top_k=1,
+            save_last=True,  # refreshed at each validation, so ``last`` is also the final state
             auto_insert_metric_name=False,
+            enable_version_counter=False,  # both callbacks write the one last.ckpt
         )
         last = ModelCheckpoint(
             dirpath=dirpath,
             save_top_k=0,
             save_last=True,
             every_n_train_steps=self.hparams.checkpoint_every_n_steps,
+            enable_version_counter=False,
         )
         extras = [cb for cb in self.default_callbacks() if not any(type(t) is type(cb) for t in self.trainer.callbacks)]
         return [best, last, *extras]

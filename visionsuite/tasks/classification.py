@@ -82,6 +82,8 @@ class ClassificationTask(BaseTask):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(n)
+        #: filled at the end of ``test`` (on every rank: computing syncs them) for the image logger.
+        self.confusion_matrix: Tensor | None = None
         self.sample_batch: dict[str, Tensor] | None = None
 
     def setup(self, stage: str) -> None:
@@ -119,7 +121,7 @@ class ClassificationTask(BaseTask):
             loss = self.criterion(logits, y)
         self.train_metrics.update(logits.detach(), y)
         if self.global_step % self.trainer.log_every_n_steps == 0:  # logging every step costs ~35% on small nets
-            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(y))
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -151,6 +153,7 @@ class ClassificationTask(BaseTask):
         self.test_confusion.reset()
 
     def on_test_epoch_end(self) -> None:
+        self.confusion_matrix = self.test_confusion.compute().cpu()
         self.log_dict({**self.test_metrics.compute(), "test/loss": self.test_loss.compute()})
         self.test_metrics.reset()
         self.test_loss.reset()

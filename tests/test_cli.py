@@ -1,0 +1,134 @@
+"""The ``visionsuite`` command end to end, in-process, on a real Fashion-MNIST subset."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from visionsuite.cli import main
+
+TINY = str(Path(__file__).parent / "configs" / "lenet5_tiny.yaml")
+
+
+def _dirs(root: Path) -> list[str]:
+    return ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    """One real fit (+ test of the best checkpoint) shared by the tests below."""
+    root = tmp_path_factory.mktemp("fit")
+    assert main(["fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), *_dirs(root)]) == 0
+    return root
+
+
+def test_fit_learns_and_tests_the_best_checkpoint(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["test/acc"] > 0.70, metrics  # chance is 0.10; 128 steps on 4k images
+    assert metrics["val/acc"] > 0.70
+    assert metrics["fit_global_step"] == 2 * 4096 // 64
+    best = list((trained_run / "checkpoints").glob("best-*.ckpt"))
+    assert len(best) == 1 and (trained_run / "checkpoints" / "last.ckpt").exists()
+    version = trained_run / "csv" / "version_0"
+    assert (version / "config.yaml").exists() and (version / "hparams.yaml").exists()
+    assert (version / "images" / "test_samples.png").stat().st_size > 10_000
+    assert (version / "images" / "test_confusion_matrix.png").stat().st_size > 10_000
+    logged = list(csv.DictReader((version / "metrics.csv").open()))
+    losses = [float(r["train/loss"]) for r in logged if r.get("train/loss")]
+    assert 5 <= len(losses) <= 20, "per-step loss is logged at a cadence, not every step"
+    assert losses[-1] < losses[0]
+
+
+def test_test_subcommand_reproduces_the_best_checkpoint_accuracy(trained_run: Path, data_root: Path) -> None:
+    best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
+    fit_metrics = json.loads((trained_run / "metrics.json").read_text())
+    out = trained_run / "retest"
+    args = ["test", "--config", TINY, "--data.init_args.data_dir", str(data_root), "--ckpt_path", str(best), *_dirs(out)]
+    assert main(args) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["test/acc"] == pytest.approx(fit_metrics["test/acc"], abs=1e-6)
+
+
+def test_predict_writes_file_class_probability_csv(trained_run: Path, data_root: Path, tmp_path: Path) -> None:
+    """Real test images saved as PNG files; the CSV names each file with a class and probability."""
+    from visionsuite.data import FashionMNISTDataModule
+
+    dm = FashionMNISTDataModule(data_dir=str(data_root), test_subset=40)
+    dm.setup("test")
+    images, labels = dm.test_set[list(range(40))]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    truth = {}
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        path = folder / f"img_{i:02d}.png"
+        Image.fromarray(img[0].numpy()).save(path)
+        truth[str(path)] = dm.class_names[int(label)]
+    best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
+    csv_path = tmp_path / "predictions.csv"
+    args = [
+        "predict", "--config", TINY, "--data.init_args.data_dir", str(data_root),
+        "--data.init_args.predict_dir", str(folder), "--ckpt_path", str(best),
+        "--trainer.callbacks+=visionsuite.callbacks.PredictionCSVWriter",
+        "--trainer.callbacks.output", str(csv_path), *_dirs(tmp_path / "predict"),
+    ]
+    assert main(args) == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["file"] for r in rows] == sorted(truth)
+    assert all(0.0 < float(r["probability"]) <= 1.0 for r in rows)
+    assert all(r["predicted_class"] in dm.class_names for r in rows)
+    correct = sum(r["predicted_class"] == truth[r["file"]] for r in rows)
+    assert correct / len(rows) > 0.6
+
+
+def test_print_config_shows_the_resolved_experiment(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", TINY, "--model.init_args.lr", "0.5", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "lr: 0.5" in out and "backbone: lenet5" in out and "FashionMNISTDataModule" in out
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (["--model.init_args.bogus", "3"], "model (ClassificationTask): Option 'bogus' is not accepted"),
+        (["--trainer.bogus", "1"], "unrecognized arguments: --trainer.bogus"),
+        (["--model.init_args.backbone", "lenet7"], "Unknown backbone 'lenet7'. Did you mean lenet5"),
+        (["--model.init_args.num_classes", "7"], "model.num_classes=7 but the data has 10 classes"),
+    ],
+)
+def test_bad_config_gives_one_line_error(
+    override: list[str], expected: str, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path), *override]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("visionsuite: error: ") and expected in err[-1], err
+
+
+def test_unknown_backbone_error_lists_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "--config", TINY, "--model.init_args.backbone", "resnet19"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "resnet18" in line and "lenet5" in line and "tv/<name>" in line
+
+
+def test_missing_data_names_the_mirror_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No data under data_dir, an empty mirror and no network: one line naming VISIONSUITE_MIRROR."""
+    monkeypatch.setenv("VISIONSUITE_MIRROR", str(tmp_path / "empty-mirror"))
+    (tmp_path / "empty-mirror").mkdir()
+    args = ["fit", "--config", TINY, "--data.init_args.data_dir", str(tmp_path / "nodata"), *_dirs(tmp_path)]
+    assert main(args) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("visionsuite: error: ") and "VISIONSUITE_MIRROR" in line
+
+
+def test_checkpoints_load_with_weights_only(trained_run: Path) -> None:
+    ckpt = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 128 and "model.head.7.weight" in ckpt["state_dict"]
