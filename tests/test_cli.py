@@ -131,4 +131,4 @@ def test_missing_data_names_the_mirror_variable(
 
 def test_checkpoints_load_with_weights_only(trained_run: Path) -> None:
     ckpt = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 128 and "model.head.7.weight" in ckpt["state_dict"]
+    assert ckpt["global_step"] == 128 and "model.head.fc.weight" in ckpt["state_dict"]

@@ -8,6 +8,6 @@ from backbone_tester import BackboneTester
 class TestBaselines(BackboneTester):
     patterns = ("linear", "mlp", "lenet1", "lenet5")
     option_model = "lenet5"
-    options = ("padding_mode", "pooling", "dropout", "init")
+    options = ("activation", "norm", "padding_mode", "pooling", "dropout", "init")
     exact_pyramid = False  # LeNet's second convolution is unpadded
-    strict_options = False  # their builders predate option validation and ``num_classes=0``
+    strict_options = False  # ``mlp`` refuses num_classes=0: its skip layer maps pixels to classes

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from visionsuite.backbones._base import Backbone
 from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones.layers import build_with_options
 
 
 class LinearClassifier(Backbone):
@@ -25,6 +28,6 @@ class LinearClassifier(Backbone):
 
 
 @register_backbone("linear")
-def linear(*, num_classes: int = 10, in_chans: int = 3, input_size: int | tuple[int, int] = 32) -> LinearClassifier:
-    """Logistic regression on ``in_chans x input_size x input_size`` pixels."""
-    return LinearClassifier(num_classes=num_classes, in_chans=in_chans, input_size=input_size)
+def linear(*, num_classes: int = 10, in_chans: int = 3, **options: Any) -> LinearClassifier:
+    """Logistic regression on ``in_chans x input_size x input_size`` pixels (option ``input_size``)."""
+    return build_with_options(LinearClassifier, options, num_classes=num_classes, in_chans=in_chans)

@@ -7,11 +7,14 @@ The skip term βᵀx is the linear model, so the MLP nests it: with a = 0 it *is
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from visionsuite.backbones._base import Backbone
 from visionsuite.backbones._registry import register_backbone
-from visionsuite.backbones.layers import make_activation
+from visionsuite.backbones.layers import build_with_options, make_activation
+from visionsuite.errors import ConfigError
 
 
 class _SkipHead(nn.Module):
@@ -44,6 +47,8 @@ class MLPClassifier(Backbone):
         skip: bool = True,
     ) -> None:
         super().__init__()
+        if num_classes < 1:
+            raise ConfigError("mlp needs num_classes >= 1: its skip layer maps the pixels straight to the classes")
         h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
         self.default_input_size = (in_chans, h, w)
         self.min_input_size = (h, w)
@@ -61,6 +66,8 @@ class MLPClassifier(Backbone):
             )
 
     def reset_classifier(self, num_classes: int) -> None:
+        if num_classes < 1:
+            raise ConfigError("mlp needs num_classes >= 1: its skip layer maps the pixels straight to the classes")
         if isinstance(self.head, _SkipHead):
             head = self.head
             head.out = nn.Linear(head.out.in_features, num_classes, bias=False)
@@ -71,23 +78,7 @@ class MLPClassifier(Backbone):
 
 
 @register_backbone("mlp")
-def mlp(
-    *,
-    num_classes: int = 10,
-    in_chans: int = 3,
-    input_size: int | tuple[int, int] = 32,
-    hidden: int = 10,
-    activation: str = "sigmoid",
-    dropout: float = 0.0,
-    skip: bool = True,
-) -> MLPClassifier:
-    """The course's MLP: ``hidden`` sigmoid units plus a linear skip layer."""
-    return MLPClassifier(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        input_size=input_size,
-        hidden=hidden,
-        activation=activation,
-        dropout=dropout,
-        skip=skip,
-    )
+def mlp(*, num_classes: int = 10, in_chans: int = 3, **options: Any) -> MLPClassifier:
+    """The course's MLP: ``hidden`` sigmoid units plus a linear skip layer (options: ``input_size``,
+    ``hidden``, ``activation``, ``dropout``, ``skip``)."""
+    return build_with_options(MLPClassifier, options, num_classes=num_classes, in_chans=in_chans)
