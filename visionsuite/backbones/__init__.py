@@ -12,6 +12,7 @@ from visionsuite.backbones._registry import (
     list_backbones,
     register_backbone,
 )
+from visionsuite.backbones.weights import UnsafeWeightsError, WeightsMismatchError, load_weights, safe_load
 
 __all__ = [
     "Backbone",
@@ -20,5 +21,9 @@ __all__ = [
     "create_backbone",
     "get_builder",
     "list_backbones",
+    "load_weights",
     "register_backbone",
+    "safe_load",
+    "UnsafeWeightsError",
+    "WeightsMismatchError",
 ]

@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from visionsuite.errors import VisionSuiteError
+
 log = logging.getLogger(__name__)
 
 StateDict = dict[str, Tensor]
@@ -42,15 +44,15 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
 _UNIFORM_PREFIXES = ("module.", "model.", "backbone.", "_orig_mod.")
 
 
-class UnsafeWeightsError(pickle.UnpicklingError):
+class UnsafeWeightsError(VisionSuiteError, pickle.UnpicklingError):
     """A weights file that would need to run pickled code to load; it is refused, never executed."""
 
 
-class WeightsMismatchError(RuntimeError):
+class WeightsMismatchError(VisionSuiteError, RuntimeError):
     """The file's tensors do not match the model's parameters (names or shapes)."""
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(VisionSuiteError, RuntimeError):
     """Named (downloadable) weights cannot be fetched, e.g. with no network."""
 
 

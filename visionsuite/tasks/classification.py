@@ -76,7 +76,11 @@ class ClassificationTask(BaseTask):
                 "acc_top5": MulticlassAccuracy(n, top_k=min(5, n), average="micro"),
             }
         )
-        self.train_metrics = metrics.clone(prefix="train/")
+        # training accuracy is updated on every step: top-1 only, without input validation (the
+        # validation alone costs more than the update on small models; val/test keep it).
+        self.train_metrics = MetricCollection(
+            {"acc": MulticlassAccuracy(n, average="micro", validate_args=False)}, prefix="train/"
+        )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_loss = MeanMetric()
