@@ -132,3 +132,17 @@ def test_missing_data_names_the_mirror_variable(
 def test_checkpoints_load_with_weights_only(trained_run: Path) -> None:
     ckpt = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 128 and "model.head.fc.weight" in ckpt["state_dict"]
+
+
+def test_seed_and_deterministic_make_runs_repeat_exactly(data_root: Path, tmp_path: Path) -> None:
+    states = []
+    for run in ("a", "b"):
+        args = [
+            "fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path / run),
+            "--trainer.deterministic", "true", "--trainer.max_epochs", "1", "--data.init_args.train_subset", "1024",
+            "--test_after_fit", "false",
+        ]
+        assert main(args) == 0
+        states.append(torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
