@@ -146,3 +146,23 @@ def test_seed_and_deterministic_make_runs_repeat_exactly(data_root: Path, tmp_pa
         states.append(torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+EXPERIMENTS = sorted(str(p) for p in (Path(__file__).parents[1] / "configs" / "classification").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: Path(p).stem)
+def test_every_experiment_config_trains_one_batch(config: str, data_root: Path, tmp_path: Path) -> None:
+    """Each shipped config parses and runs a train/val/test batch on real data (fast_dev_run)."""
+    args = [
+        "fit", "--config", config, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path),
+        "--trainer.fast_dev_run", "true", "--data.init_args.batch_size", "16", "--test_after_fit", "false",
+    ]
+    assert main(args) == 0
+
+
+def test_wandb_logger_config_composes_with_an_experiment(capsys: pytest.CaptureFixture[str]) -> None:
+    wandb_cfg = str(Path(__file__).parents[1] / "configs" / "logger" / "wandb.yaml")
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", EXPERIMENTS[0], "--config", wandb_cfg, "--print_config"])
+    assert "WandbLogger" in capsys.readouterr().out
