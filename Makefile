@@ -11,7 +11,7 @@ CONFIG ?= configs/classification/lenet5_fashion_mnist.yaml
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -qq -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
