@@ -48,7 +48,8 @@ def _lightning_cli(args: list[str] | None) -> Any:
                 return
             ckpt = "best" if getattr(self.trainer.checkpoint_callback, "best_model_path", "") else None
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
-            _print_result(results, self.model, ckpt)
+            if self.trainer.is_global_zero:
+                _print_result(results, self.model, ckpt)
 
     return VisionSuiteCLI(
         model_class=BaseTask,
