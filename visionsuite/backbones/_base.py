@@ -12,7 +12,7 @@ followed by a classifier *head*. The chain gives, for free and identically in ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -174,7 +174,3 @@ def _last_linear(owner: nn.Module, attr: str) -> tuple[nn.Module, str] | None:
                 found = (parent, name)
     return found
 
-
-def strides_of(model: Backbone) -> Sequence[int]:
-    """Strides of the model's multi-scale outputs, shallow to deep (a convenience for tests)."""
-    return [info.stride for info in model.feature_info]
