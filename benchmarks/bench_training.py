@@ -343,10 +343,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--mirror", default=os.environ.get("VISIONSUITE_MIRROR", str(ROOT.parent / "shared" / "datasets")))
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="batch size of every measurement")
     parser.add_argument("--steps", type=int, default=150, help="training steps per Lightning/plain run")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--tta-epochs", type=int, default=5, help="one-cycle length of the time-to-91%% run")
     args = parser.parse_args()
+    global BATCH
+    BATCH = args.batch_size
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

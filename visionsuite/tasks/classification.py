@@ -107,7 +107,13 @@ class ClassificationTask(BaseTask):
             )
 
     def default_callbacks(self) -> list[Callback]:
-        return [*super().default_callbacks(), ClassificationImageLogger(), PredictionCSVWriter()]
+        # only what the running stage uses: every callback costs a few µs per hook per step
+        extras: list[Callback] = []
+        if self.trainer.testing:
+            extras.append(ClassificationImageLogger())
+        if self.trainer.predicting:
+            extras.append(PredictionCSVWriter())
+        return [*super().default_callbacks(), *extras]
 
     # -- steps -----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
