@@ -340,6 +340,7 @@ def write_report(lp: dict, dp: dict, tta: dict, seconds: float, command: str) ->
 
 
 def main() -> None:
+    global BATCH
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--mirror", default=os.environ.get("VISIONSUITE_MIRROR", str(ROOT.parent / "shared" / "datasets")))
@@ -348,7 +349,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--tta-epochs", type=int, default=5, help="one-cycle length of the time-to-91%% run")
     args = parser.parse_args()
-    global BATCH
     BATCH = args.batch_size
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
