@@ -29,7 +29,8 @@ def test_googlenet_auxiliary_losses_train(data_root: Path, tmp_path: Path) -> No
     assert len(aux) == 2
     task.eval()
     assert task(x).shape == (8, 10)  # eval: main logits only
-    before = {k: v.clone() for k, v in task.model.named_parameters() if "aux" in k}
+    task.train()  # Lightning keeps the mode a module was left in
+    before = {k: v.detach().clone() for k, v in task.model.named_parameters() if "aux" in k}
     _trainer(tmp_path).fit(task, datamodule=dm)
     after = dict(task.model.named_parameters())
     assert any(not torch.equal(before[k], after[k]) for k in before), "auxiliary heads received no gradient"
