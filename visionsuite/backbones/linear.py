@@ -11,6 +11,19 @@ from visionsuite.backbones._registry import register_backbone
 from visionsuite.backbones.layers import build_with_options
 
 
+def flatten_pixels(model: Backbone, in_chans: int, input_size: int | tuple[int, int]) -> int:
+    """Give ``model`` a single ``flatten`` stage over ``in_chans x H x W`` images; returns C·H·W.
+
+    The pixel-space models (linear, MLP) accept exactly that input size and no other.
+    """
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    model.default_input_size = (in_chans, h, w)
+    model.min_input_size = (h, w)
+    model.num_features = in_chans * h * w
+    model.stages["flatten"] = nn.Flatten()
+    return model.num_features
+
+
 class LinearClassifier(Backbone):
     """softmax(Wx + b) on the flattened image; its only stage flattens the pixels."""
 
@@ -18,12 +31,8 @@ class LinearClassifier(Backbone):
 
     def __init__(self, *, num_classes: int = 10, in_chans: int = 3, input_size: int | tuple[int, int] = 32) -> None:
         super().__init__()
-        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
-        self.default_input_size = (in_chans, h, w)
-        self.min_input_size = (h, w)
-        self.num_features = in_chans * h * w
+        flatten_pixels(self, in_chans, input_size)
         self.num_classes = num_classes
-        self.stages["flatten"] = nn.Flatten()
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from visionsuite.backbones._base import Backbone
 from visionsuite.backbones._registry import register_backbone
 from visionsuite.backbones.layers import build_with_options, make_activation
+from visionsuite.backbones.linear import flatten_pixels
 from visionsuite.errors import ConfigError
 
 
@@ -32,6 +33,11 @@ class _SkipHead(nn.Module):
         return self.skip(x) + self.out(self.dropout(self.act(self.hidden(x))))
 
 
+def _require_classes(num_classes: int) -> None:
+    if num_classes < 1:
+        raise ConfigError("mlp needs num_classes >= 1: its skip layer maps the pixels straight to the classes")
+
+
 class MLPClassifier(Backbone):
     """Flatten → skip-layer MLP; ``skip=False`` gives the plain one-hidden-layer network."""
 
@@ -47,14 +53,9 @@ class MLPClassifier(Backbone):
         skip: bool = True,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ConfigError("mlp needs num_classes >= 1: its skip layer maps the pixels straight to the classes")
-        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
-        self.default_input_size = (in_chans, h, w)
-        self.min_input_size = (h, w)
-        self.num_features = in_chans * h * w
+        _require_classes(num_classes)
+        flatten_pixels(self, in_chans, input_size)
         self.num_classes = num_classes
-        self.stages["flatten"] = nn.Flatten()
         if skip:
             self.head = _SkipHead(self.num_features, hidden, num_classes, activation, dropout)
         else:
@@ -66,8 +67,7 @@ class MLPClassifier(Backbone):
             )
 
     def reset_classifier(self, num_classes: int) -> None:
-        if num_classes < 1:
-            raise ConfigError("mlp needs num_classes >= 1: its skip layer maps the pixels straight to the classes")
+        _require_classes(num_classes)
         if isinstance(self.head, _SkipHead):
             head = self.head
             head.out = nn.Linear(head.out.in_features, num_classes, bias=False)
