@@ -49,7 +49,7 @@ def test_lenet5_matches_the_paper() -> None:
     assert [c.out_channels for c in convs] == [6, 16] and convs[0].kernel_size == (5, 5)
     assert any(isinstance(m, torch.nn.Tanh) for m in model.modules())
     assert any(isinstance(m, torch.nn.AvgPool2d) for m in model.modules())
-    assert [f.shape[1:] for f in model.forward_pyramid(torch.rand(2, 1, 28, 28))] == [(6, 14, 14), (16, 5, 5)]
+    assert [f.shape[1:] for f in model.encoder()(torch.rand(2, 1, 28, 28)).values()] == [(6, 14, 14), (16, 5, 5)]
 
 
 def test_lenet1_has_4_then_12_valid_filters() -> None:

@@ -9,6 +9,7 @@ CIFAR sizes, 64x64 or the smallest valid size for ImageNet nets) so the suite ru
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -17,7 +18,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from visionsuite.backbones import Backbone, create_backbone, list_backbones
+from visionsuite.backbones import Backbone, NoEncoderError, create_backbone, list_backbones
+from visionsuite.backbones._base import _global_pool
 
 BATCH = 2
 
@@ -80,8 +82,12 @@ class BackboneTester:
     #: torchvision builders with the same architecture: equal counts, and equal outputs once our
     #: model holds their weights (skipped for ``slow_names``).
     torchvision_twins: ClassVar[dict[str, Callable[[], nn.Module]]] = {}
-    #: outputs of ``forward_pyramid`` have size input/stride exactly (no valid convolutions).
+    #: encoder outputs have size input/stride exactly (no valid convolutions).
     exact_pyramid: ClassVar[bool] = True
+    #: the strides ``feature_info`` must list (stride 2, and 1 for CIFAR stems, included).
+    expected_strides: ClassVar[dict[str, list[int]]] = {}
+    #: names without an encoder (pixel-space models): ``encoder()`` must refuse, clearly.
+    no_encoder: ClassVar[tuple[str, ...]] = ()
     #: the unknown-option error lists the valid options; ``num_classes=0`` gives features.
     strict_options: ClassVar[bool] = True
     #: input side for ``padding_mode="reflect"``, which needs every padded map wider than its padding.
@@ -101,20 +107,48 @@ class BackboneTester:
         assert not missing, f"no gradient for {missing[:5]}"
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
-    def test_pyramid(self, name: str) -> None:
+    def test_encoder(self, name: str) -> None:
+        """The encoder returns exactly the strides and channels that ``feature_info`` claims, the
+        strides measured from the input and map sizes."""
         model = build(name).eval()
+        if name in self.no_encoder:
+            assert model.feature_info == []
+            with pytest.raises(NoEncoderError, match="cannot be an encoder"):
+                model.encoder()
+            return
         strides = [f.stride for f in model.feature_info]
-        assert strides == sorted(strides), "feature_info must go shallow to deep"
+        assert strides and strides == sorted(set(strides)), "feature_info: one entry per stride, shallow to deep"
+        if name in self.expected_strides:
+            assert strides == self.expected_strides[name]
+        encoder = model.encoder()
+        assert encoder.strides == strides and encoder.out_channels == [f.channels for f in model.feature_info]
         x = batch_for(model)
         with torch.no_grad():
-            feats = model.forward_pyramid(x)
-            assert [f.shape[1] for f in feats] == [f.channels for f in model.feature_info]
+            feats = encoder(x)
+            assert isinstance(feats, OrderedDict) and list(feats) == [f"stride{s}" for s in strides]
+            assert [f.shape[1] for f in feats.values()] == encoder.out_channels
+            torch.testing.assert_close(feats[f"stride{strides[-1]}"], model.forward_features(x))
+            side = x.shape[-1]
             if self.exact_pyramid:
-                side = x.shape[-1]
-                assert [f.shape[-1] for f in feats] == [math.ceil(side / s) for s in strides]
+                assert [f.shape[-1] for f in feats.values()] == [math.ceil(side / s) for s in strides]
             else:  # valid convolutions: growing the input by 64 grows each map by exactly 64/stride
-                bigger = model.forward_pyramid(batch_for(model, x.shape[-1] + 64))
-                assert [b.shape[-1] - f.shape[-1] for f, b in zip(feats, bigger)] == [64 // s for s in strides]
+                bigger = encoder(batch_for(model, side + 64))
+                grown = [b.shape[-1] - f.shape[-1] for f, b in zip(feats.values(), bigger.values())]
+                assert grown == [64 // s for s in strides]
+
+    def test_encoder_selects_strides_and_holds_only_what_it_runs(self, name: str) -> None:
+        model = build(name).eval()
+        if name in self.no_encoder:
+            return  # test_encoder checks the refusal
+        strides = [f.stride for f in model.feature_info]
+        shallow = model.encoder(out_strides=[strides[0]])
+        assert shallow.strides == [strides[0]] and len(shallow.out_channels) == 1
+        trunk = sum(p.numel() for p in model.stages.parameters())
+        assert param_count(shallow) < trunk or len(strides) == 1, "the encoder holds stages it never runs"
+        head = {id(p) for p in model.head.parameters()}
+        assert head and not head & {id(p) for p in model.encoder().parameters()}, "the encoder holds the classifier"
+        with pytest.raises(ValueError, match=f"its strides are {', '.join(map(str, strides))}"):
+            model.encoder(out_strides=[3])
 
     def test_features_and_pre_logits(self, name: str) -> None:
         model = build(name).eval()
@@ -125,10 +159,11 @@ class BackboneTester:
                 assert feats.shape[1] == model.num_features
             pre = model.forward_head(feats, pre_logits=True)
             assert pre.dim() == 2 and pre.shape[0] == BATCH
-            if self.strict_options:
+            if self.strict_options:  # num_classes=0: no classifier layer at all, pooled features out
                 headless = build(name, num_classes=0).eval()
+                assert not modules_of(headless.head, nn.Linear), "num_classes=0 kept classifier layers"
                 headless.load_state_dict(model.state_dict(), strict=False)
-                torch.testing.assert_close(headless(x), pre)
+                torch.testing.assert_close(headless(x), _global_pool(feats))
 
     def test_reset_classifier(self, name: str) -> None:
         model = build(name, num_classes=3).eval()

@@ -10,6 +10,7 @@ from torch import nn
 
 class TestGoogLeNet(BackboneTester):
     patterns = ("googlenet",)
+    expected_strides = {"googlenet": [2, 4, 8, 16, 32]}
     option_model = "googlenet"
     options = ("activation", "norm", "padding_mode", "dropout", "init")
     param_counts = {"googlenet": 6_624_904}

@@ -10,6 +10,7 @@ TWINS = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
 
 class TestMobileNet(BackboneTester):
     patterns = ("mobilenet*",)
+    expected_strides = {n: [2, 4, 8, 16, 32] for n in TWINS}
     option_model = "mobilenet_v3_small"
     options = ("activation", "norm", "padding_mode", "dropout", "init")
     param_counts = {"mobilenet_v2": 3_504_872, "mobilenet_v3_small": 2_542_856}

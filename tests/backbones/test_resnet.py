@@ -11,6 +11,7 @@ TWINS = ("resnet18", "resnet34", "resnet50")
 
 class TestResNet(BackboneTester):
     patterns = ("resnet*",)
+    expected_strides = {"resnet18": [2, 4, 8, 16, 32], "resnet18_cifar": [1, 2, 4, 8]}
     option_model = "resnet18"
     reflect_side = 64  # 3x3 convs at stride 32 need 2x2 maps
     param_counts = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}

@@ -2,9 +2,14 @@
 
 >>> from visionsuite.backbones import create_backbone, list_backbones
 >>> model = create_backbone("lenet5", num_classes=10, in_chans=1)
+>>> encoder = create_encoder("resnet18", out_strides=(2, 4, 8, 16, 32))  # OrderedDict of maps
+
+Detection necks: ``visionsuite.backbones.fpn.backbone_with_fpn`` (torchvision's FPN).
 """
 
 from visionsuite.backbones._base import Backbone, FeatureInfo
+from visionsuite.backbones._builder import create_encoder, load_pretrained
+from visionsuite.backbones.encoder import Encoder, NoEncoderError
 from visionsuite.backbones._registry import (
     UnknownBackboneError,
     create_backbone,
@@ -16,7 +21,11 @@ from visionsuite.backbones.weights import UnsafeWeightsError, WeightsMismatchErr
 
 __all__ = [
     "Backbone",
+    "Encoder",
     "FeatureInfo",
+    "NoEncoderError",
+    "create_encoder",
+    "load_pretrained",
     "UnknownBackboneError",
     "create_backbone",
     "get_builder",

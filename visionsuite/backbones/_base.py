@@ -4,8 +4,9 @@ A backbone is an ordered chain of named *stages* (``stem``, ``stage1`` … or ``
 followed by a classifier *head*. The chain gives, for free and identically in every family:
 
 * ``forward_features`` – the last feature map (or vector, for the linear and MLP baselines);
-* ``forward_pyramid`` – the outputs of the stages listed in ``feature_info`` (strides 4–32,
-  with their channel counts), what segmentation decoders and detection FPNs consume;
+* ``encoder(out_strides)`` – an :class:`~visionsuite.backbones.encoder.Encoder` returning the
+  outputs of the stages listed in ``feature_info`` (every stride the network has, 2 included, 1
+  for CIFAR stems) as an ordered dict, what segmentation decoders and detection FPNs consume;
 * ``freeze`` / ``unfreeze`` by stage name, for transfer learning;
 * ``reset_classifier`` to re-target the head to another number of classes.
 """
@@ -14,14 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from visionsuite.backbones.encoder import Encoder, check_input_size, select_strides
+
 
 @dataclass(frozen=True)
 class FeatureInfo:
-    """One multi-scale output: the stage that produces it, its stride and its channel count."""
+    """One multi-scale output: the stage that produces it, its stride and its channel count.
+
+    ``feature_info`` lists one entry per stride (the last stage at that stride), shallow to deep."""
 
     stage: str
     stride: int
@@ -49,6 +55,8 @@ class Backbone(nn.Module):
         self.num_features: int = 0
         self.num_classes: int = 0
         self.feature_info: list[FeatureInfo] = []
+        #: how messages name this model (adapters use the registry name, e.g. ``tv/resnet18``).
+        self.label: str = type(self).__name__
 
     # -- forward ---------------------------------------------------------------------------
     def forward_features(self, x: Tensor) -> Tensor:
@@ -69,22 +77,33 @@ class Backbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def forward_pyramid(self, x: Tensor) -> list[Tensor]:
-        """Outputs of the stages named in ``feature_info``, shallow to deep."""
-        self._check_input(x)
-        wanted = {info.stage for info in self.feature_info}
-        outputs: list[Tensor] = []
-        for name, stage in self.stages.items():
-            x = stage(x)
-            if name in wanted:
-                outputs.append(x)
-            if len(outputs) == len(wanted):
-                break
-        return outputs
+    def encoder(self, out_strides: Iterable[int] | None = None, **options: Any) -> Encoder:
+        """A view of this backbone returning its features at ``out_strides`` (default: every
+        stride in ``feature_info``) as ``OrderedDict[f"stride{s}", Tensor]``.
+
+        The encoder shares the backbone's modules and holds only the stages up to the deepest
+        requested stride; families with extra outputs take ``options`` (VGG: ``return_indices``).
+        """
+        if options:
+            raise TypeError(f"{type(self).__name__}.encoder got unknown option(s) {', '.join(sorted(options))}")
+        infos = self._select(out_strides)
+        names = list(self.stages.keys())
+        stages = {n: self.stages[n] for n in names[: names.index(infos[-1].stage) + 1]}
+        taps = {i.stage: i.stride for i in infos}
+        return Encoder(stages, taps, [i.channels for i in infos], min_input_size=self.min_input_size, label=self.label)
+
+    def _select(self, out_strides: Iterable[int] | None) -> list[FeatureInfo]:
+        strides = select_strides([i.stride for i in self.feature_info], out_strides, self.label)
+        return [i for i in self.feature_info if i.stride in strides]
 
     # -- classifier ------------------------------------------------------------------------
     def get_classifier(self) -> nn.Module:
         return self.head
+
+    def classifier_prefixes(self) -> tuple[str, ...]:
+        """State-dict key prefixes of the classifier: what a weights file for another number of
+        classes may bring or lack (re-initialised and reported by ``load_pretrained``)."""
+        return ("head.",)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer with a fresh one for ``num_classes`` (0 → identity)."""
@@ -150,12 +169,7 @@ class Backbone(nn.Module):
 
     # -- input checks ----------------------------------------------------------------------
     def _check_input(self, x: Tensor) -> None:
-        min_h, min_w = self.min_input_size
-        if x.dim() == 4 and (x.shape[-2] < min_h or x.shape[-1] < min_w):
-            raise ValueError(
-                f"{type(self).__name__} needs inputs of at least {min_h}x{min_w} pixels, "
-                f"got {x.shape[-2]}x{x.shape[-1]}"
-            )
+        check_input_size(x, self.min_input_size, self.label)
 
 
 def _global_pool(x: Tensor) -> Tensor:

@@ -1,4 +1,7 @@
-"""Imports every backbone family module so that each registers its builders."""
+"""Imports every course family module so that each registers its builders.
+
+The torchvision and timm adapters are not imported here: the registry imports them on the first
+``tv/``, ``timm/`` or ``efficientnet_lite0`` request (``_registry._LAZY``)."""
 
 from visionsuite.backbones import (  # noqa: F401
     alexnet,
@@ -8,7 +11,5 @@ from visionsuite.backbones import (  # noqa: F401
     mlp,
     mobilenet,
     resnet,
-    timm_adapter,
-    torchvision_adapter,
     vgg,
 )

@@ -18,8 +18,8 @@ Auxiliary classifiers (``aux_logits=True``, 1x1 conv 128 → FC 1024 → dropout
 in training mode ``forward`` returns ``(logits, aux1, aux2)``; in eval mode only ``logits``, so
 inference code never sees them. The paper weights their losses by 0.3.
 
-Stages are named by stride, ``stage{k}`` having stride 2**k: ``stage2`` (conv1 … conv3, 192
-channels), ``stage3`` (inception 3a-3b, 480), ``stage4`` (4a-4e, 832), ``stage5`` (5a-5b, 1024).
+Stages are named by stride, ``stage{k}`` having stride 2**k: ``stage1`` (conv1, 64 channels),
+``stage2`` (max-pool, conv2, conv3, 192 channels), ``stage3`` (inception 3a-3b, 480), ``stage4`` (4a-4e, 832), ``stage5`` (5a-5b, 1024).
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ class GoogLeNet(Backbone):
         act = activation_factory(activation, negative_slope=negative_slope)
         norm_kwargs = {"eps": 1e-3} if layout == "torchvision" else None
         conv = partial(conv_norm_act, norm=norm, act=act, padding_mode=padding_mode, norm_kwargs=norm_kwargs)
-        self.stages["stage2"] = self._stem(in_chans, conv, lrn=spec["lrn"])
+        self.stages["stage1"] = nn.Sequential(OrderedDict(conv1=conv(in_chans, 64, 7, stride=2)))
+        self.stages["stage2"] = self._stem(conv, lrn=spec["lrn"])
         for k, pool in ((3, _pool()), (4, _pool()), (5, _pool(spec["last_pool"]))):
             modules: OrderedDict[str, nn.Module] = OrderedDict([(f"maxpool{k - 1}", pool)])
             for name, cfg in INCEPTIONS.items():
@@ -137,6 +138,7 @@ class GoogLeNet(Backbone):
                     modules[name] = Inception(cfg, conv, spec["kernel5"])
             self.stages[f"stage{k}"] = nn.Sequential(modules)
         self.feature_info = [
+            FeatureInfo("stage1", 2, 64),
             FeatureInfo("stage2", 4, 192),
             FeatureInfo("stage3", 8, 480),
             FeatureInfo("stage4", 16, 832),
@@ -156,9 +158,9 @@ class GoogLeNet(Backbone):
         init_weights(self, init)
 
     @staticmethod
-    def _stem(in_chans: int, conv: Callable[..., nn.Module], *, lrn: bool) -> nn.Sequential:
-        """conv 7x7/2 → max-pool → [LRN] → conv 1x1 → conv 3x3 → [LRN]; the pool follows in stage3."""
-        layers: list[tuple[str, nn.Module]] = [("conv1", conv(in_chans, 64, 7, stride=2)), ("maxpool1", _pool())]
+    def _stem(conv: Callable[..., nn.Module], *, lrn: bool) -> nn.Sequential:
+        """(after conv 7x7/2) max-pool → [LRN] → conv 1x1 → conv 3x3 → [LRN]; the pool follows in stage3."""
+        layers: list[tuple[str, nn.Module]] = [("maxpool1", _pool())]
         if lrn:
             layers.append(("lrn1", _caffe_lrn()))
         layers += [("conv2", conv(64, 64, 1)), ("conv3", conv(64, 192, 3))]

@@ -208,6 +208,10 @@ class ClassifierHead(nn.Module):
     (Krizhevsky et al., 2012; Simonyan & Zisserman, 2015); without hidden layers, dropout comes
     right before the classifier (GoogLeNet, MobileNet). ``pool_size`` is the adaptive-average-pool
     grid (7 for VGG, 6 for AlexNet, 1 = global pooling; ``None`` = input already pooled).
+
+    ``num_classes=0`` drops every classifier layer, hidden ones included: the head is global
+    pooling only, so a feature extractor carries no unused 4096x4096 layers (memory, and DDP's
+    unused-parameter error). A later ``reset_classifier(n)`` rebuilds fresh hidden layers.
     """
 
     def __init__(
@@ -221,9 +225,18 @@ class ClassifierHead(nn.Module):
         act: Callable[[], nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(pool_size) if pool_size else nn.Identity()
+        self.channels = channels
+        self._spec = (tuple(hidden), pool_size, dropout, act)
         self.flatten = nn.Flatten(1)
-        width = channels * (pool_size or 1) ** 2
+        self.reset_classifier(num_classes)
+
+    def _build_body(self, num_classes: int) -> None:
+        """Pooling and hidden layers for a classifier (``num_classes > 0``) or none (features)."""
+        hidden, pool_size, dropout, act = self._spec
+        if num_classes <= 0:
+            hidden, dropout, pool_size = (), 0.0, pool_size and 1
+        self.pool = nn.AdaptiveAvgPool2d(pool_size) if pool_size else nn.Identity()
+        width = self.channels * (pool_size or 1) ** 2
         layers: list[nn.Module] = []
         for w in hidden:
             layers += [nn.Linear(width, w), act(), nn.Dropout(dropout)]
@@ -232,7 +245,6 @@ class ClassifierHead(nn.Module):
             layers.append(nn.Dropout(dropout))
         self.hidden = nn.Sequential(*layers)
         self.num_features = width
-        self.fc: nn.Module = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_pre_logits(self, x: Tensor) -> Tensor:
         return self.hidden(self.flatten(self.pool(x)))
@@ -242,4 +254,9 @@ class ClassifierHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
     def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        """A fresh last layer for ``num_classes``; trained hidden layers are kept, dropped ones
+        (after ``num_classes=0``) rebuilt; ``0`` drops them all."""
+        if num_classes <= 0 or not hasattr(self, "hidden") or self._headless:
+            self._build_body(num_classes)
+        self._headless = num_classes <= 0
+        self.fc: nn.Module = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

@@ -206,7 +206,7 @@ class MobileNet(Backbone):
         for stride, group in groups.items():
             self.stages[f"stage{stride.bit_length() - 1}"] = nn.Sequential(*group)
         self.feature_info = [
-            FeatureInfo(f"stage{stride.bit_length() - 1}", stride, channels[stride]) for stride in groups if stride >= 4
+            FeatureInfo(f"stage{stride.bit_length() - 1}", stride, channels[stride]) for stride in groups
         ]
 
 

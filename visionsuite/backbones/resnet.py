@@ -6,8 +6,9 @@ bottlenecks (1x1 reduce, 3x3, 1x1 expand x4); shortcuts that change shape are 1x
 (the paper's option B). As torchvision ("ResNet v1.5"), a bottleneck strides in its 3x3 conv
 rather than its first 1x1: same parameters, slightly better accuracy.
 
-* ImageNet stem (``resnet18`` …): 7x7/2 conv → BN → ReLU → 3x3/2 max-pool; stages ``stem``,
-  ``layer1`` … ``layer4`` with strides 4, 4, 8, 16, 32. Parameter counts equal torchvision's.
+* ImageNet stem (``resnet18`` …): 7x7/2 conv → BN → ReLU (stage ``stem``, stride 2), then a
+  3x3/2 max-pool (stage ``maxpool``, its own stage so that the stride-2 map is an encoder output);
+  stages ``layer1`` … ``layer4`` with strides 4, 8, 16, 32. Parameter counts equal torchvision's.
 * CIFAR stem (``resnet18_cifar`` …; ``stem="cifar"``): one 3x3/1 conv and no pooling, the usual
   adaptation to 32x32 images; strides 1, 1, 2, 4, 8 (``pooling`` is validated but has no pool
   to act on).
@@ -168,8 +169,12 @@ class ResNet(Backbone):
         block = BLOCKS[block_name]
         act = activation_factory(activation, negative_slope=negative_slope)
         f = _ConvFactory(norm, padding_mode)
-        self.stages["stem"] = self._stem(stem, in_chans, f, act, pooling)
-        stride = 4 if stem == "imagenet" else 1
+        self.stages["stem"] = self._stem(in_chans, f, act, stride=2 if stem == "imagenet" else 1)
+        stride = 1
+        if stem == "imagenet":
+            self.feature_info.append(FeatureInfo("stem", 2, 64))
+            self.stages["maxpool"] = make_pool(pooling, 3, 2, 1)
+            stride = 4
         in_ch = 64
         for i, (n_blocks, width) in enumerate(zip(counts, (64, 128, 256, 512), strict=True), start=1):
             first_stride = 1 if i == 1 else 2
@@ -192,12 +197,9 @@ class ResNet(Backbone):
         init_weights(self, init)
 
     @staticmethod
-    def _stem(kind: str, in_chans: int, f: _ConvFactory, act: Callable[[], nn.Module], pooling: str) -> nn.Sequential:
-        if kind == "cifar":
-            return nn.Sequential(OrderedDict(conv1=f.conv(in_chans, 64, 3), bn1=f.bn(64), relu=act()))
-        layers = OrderedDict(conv1=f.conv(in_chans, 64, 7, 2), bn1=f.bn(64), relu=act())
-        layers["maxpool"] = make_pool(pooling, 3, 2, 1)
-        return nn.Sequential(layers)
+    def _stem(in_chans: int, f: _ConvFactory, act: Callable[[], nn.Module], *, stride: int) -> nn.Sequential:
+        conv1 = f.conv(in_chans, 64, 7, 2) if stride == 2 else f.conv(in_chans, 64, 3)
+        return nn.Sequential(OrderedDict(conv1=conv1, bn1=f.bn(64), relu=act()))
 
 
 def _register(depth: int, stem: str) -> None:

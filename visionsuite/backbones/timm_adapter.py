@@ -3,7 +3,8 @@
 timm already has the pieces (``forward_features``, ``forward_head``, ``reset_classifier``,
 ``feature_info``, ``forward_intermediates``), so the adapter delegates to them and only adds what
 the library's interface needs: stages for freezing (named by stride, ``stage{k}`` = stride
-``2**k``, found with one dummy forward), and ``feature_info`` restricted to strides 4–32.
+``2**k``, found with one dummy forward), and ``feature_info`` with the last timm feature of each
+stride, which the encoder view returns through ``forward_intermediates``.
 
 Pretrained weights: ``weights="imagenet"`` (or ``pretrained=True``, or a timm tag such as
 ``"a1_in1k"``) fetches timm's; with no network the request fails in seconds with a one-line
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import timm
@@ -23,6 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from visionsuite.backbones._base import FeatureInfo
+from visionsuite.backbones._builder import load_pretrained
+from visionsuite.backbones.encoder import Encoder, check_input_size
 from visionsuite.backbones._registry import register_backbone, register_prefix
 from visionsuite.backbones.torchvision_adapter import ExternalBackbone, unknown_external
 from visionsuite.backbones.weights import (
@@ -30,7 +34,6 @@ from visionsuite.backbones.weights import (
     WeightsUnavailableError,
     hf_hub_offline,
     host_reachable,
-    load_weights,
     map_state_dict_by_order,
     safe_load,
     unavailable,
@@ -106,13 +109,12 @@ class TimmBackbone(ExternalBackbone):
         return _view(self.model, self._head_names)
 
     def _pyramid(self) -> tuple[list[int], list[FeatureInfo]]:
-        """The last timm feature of each stride 4..32 (if the model can return intermediates)."""
+        """The last timm feature of each stride (if the model can return intermediates)."""
         if not hasattr(self.model, "forward_intermediates"):
             return [], []
         last: dict[int, int] = {}
         for i, f in enumerate(self.model.feature_info):
-            if 4 <= f["reduction"] <= 32:
-                last[f["reduction"]] = i
+            last[f["reduction"]] = i
         indices = [last[r] for r in sorted(last)]
         infos = [
             FeatureInfo(_stage_name(r), r, self.model.feature_info[last[r]]["num_chs"]) for r in sorted(last)
@@ -127,16 +129,53 @@ class TimmBackbone(ExternalBackbone):
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         return self.model.forward_head(x, pre_logits=pre_logits)
 
-    def forward_pyramid(self, x: Tensor) -> list[Tensor]:
-        self._check_input(x)
-        if not self._pyramid_indices:
-            raise NotImplementedError(f"timm model {self.name} cannot return intermediate feature maps")
-        return self.model.forward_intermediates(x, indices=self._pyramid_indices, intermediates_only=True)
+    def encoder(self, out_strides: Iterable[int] | None = None) -> TimmEncoder:
+        """timm's ``forward_intermediates`` at the chosen strides. The encoder shares the whole
+        timm model; :func:`~visionsuite.backbones.create_encoder` also prunes what it never runs."""
+        infos = self._select(out_strides)
+        indices = [self._pyramid_indices[self.feature_info.index(i)] for i in infos]
+        return TimmEncoder(self.model, indices, infos, min_input_size=self.min_input_size, label=self.label)
+
+    def classifier_prefixes(self) -> tuple[str, ...]:
+        return tuple(f"model.{p}" for p in _classifier_prefixes(self.model))
 
     def reset_classifier(self, num_classes: int) -> None:
         self.model.reset_classifier(max(num_classes, 0))
         self.num_classes = max(num_classes, 0)
         self._set_views(dict(self.stages), self._head_view())
+
+
+class TimmEncoder(Encoder):
+    """Runs a timm model's ``forward_intermediates`` for the chosen feature indices."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        indices: list[int],
+        infos: list[FeatureInfo],
+        *,
+        min_input_size: tuple[int, int],
+        label: str,
+    ) -> None:
+        taps = {i.stage: i.stride for i in infos}
+        super().__init__({}, taps, [i.channels for i in infos], min_input_size=min_input_size, label=label)
+        self.model = model
+        self.indices = indices
+
+    def prune(self) -> None:
+        """Drop the blocks after the deepest index and the head (timm's own pruning), in place."""
+        self.model.prune_intermediate_layers(self.indices, prune_norm=True, prune_head=True)
+
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
+        check_input_size(x, self.min_input_size, self.label)
+        maps = self.model.forward_intermediates(x, indices=self.indices, intermediates_only=True)
+        return OrderedDict(zip(self._taps.values(), maps, strict=True))
+
+
+def _classifier_prefixes(model: nn.Module) -> list[str]:
+    """Key prefixes of a timm model's classifier(s), from its ``pretrained_cfg``."""
+    names = model.pretrained_cfg.get("classifier") or ()
+    return [f"{n}." for n in ([names] if isinstance(names, str) else names)]
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -188,23 +227,7 @@ def load_local_pretrained(model: nn.Module, base: str, **build_kwargs: Any) -> N
     with torch.device("meta"):  # the 1000-class RGB layout the file was saved from, for free
         reference = timm.create_model(base, **build_kwargs).state_dict()
     state = map_state_dict_by_order(safe_load(_LOCAL_WEIGHTS[base]()), reference)
-    load_weights(model, _adapt_pretrained(state, model))
-
-
-def _adapt_pretrained(state: StateDict, model: nn.Module) -> StateDict:
-    from timm.models import adapt_input_conv
-
-    cfg, own = model.pretrained_cfg, model.state_dict()
-    conv = f"{cfg['first_conv']}.weight"
-    if state[conv].shape != own[conv].shape:
-        state[conv] = adapt_input_conv(own[conv].shape[1], state[conv])
-    classifier = cfg["classifier"]
-    for key in [k for k in state if k.startswith(classifier + ".")]:
-        if key not in own:
-            del state[key]  # num_classes=0: no classifier
-        elif state[key].shape != own[key].shape:
-            state[key] = own[key]  # other classes: keep the fresh layer
-    return state
+    load_pretrained(model, state, classifier=_classifier_prefixes(model))
 
 
 def _hub_offline() -> bool:

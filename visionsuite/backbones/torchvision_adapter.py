@@ -49,7 +49,7 @@ class ExternalBackbone(Backbone):
 
     ``stages`` and ``head`` are *views*: containers referring to the model's modules, not
     registered as children (registering them would list every weight twice in the state_dict).
-    They serve freezing, ``forward_pyramid`` and, for torchvision, running the model in pieces.
+    They serve freezing, the encoder view and, for torchvision, running the model in pieces.
     """
 
     def __init__(self, model: nn.Module, label: str) -> None:
@@ -65,12 +65,6 @@ class ExternalBackbone(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:  # pragma: no cover - each adapter overrides
         raise NotImplementedError
-
-    def _check_input(self, x: Tensor) -> None:
-        try:
-            super()._check_input(x)
-        except ValueError as err:  # name the model as the user asked for it, not the adapter class
-            raise ValueError(str(err).replace(type(self).__name__, self.label, 1)) from None
 
 
 class TorchvisionBackbone(ExternalBackbone):
@@ -119,7 +113,7 @@ class TorchvisionBackbone(ExternalBackbone):
         self.feature_info = [
             FeatureInfo(name, stride, channels)
             for name, (stride, channels, nchw) in shapes.items()
-            if nchw and 4 <= stride <= 32
+            if nchw
         ]
         self.num_features = x.shape[1] if x.dim() == 4 else x.shape[-1]
         self.num_classes = _num_outputs(self.model.get_submodule(self._classifier))
@@ -136,6 +130,10 @@ class TorchvisionBackbone(ExternalBackbone):
             return self.head(x)
         cut = self._head_members.index(self._classifier)
         return _global_pool(self.head[:cut](x))
+
+    def classifier_prefixes(self) -> tuple[str, ...]:
+        """The head's layers with parameters, by their torchvision names (``model.fc.`` …)."""
+        return tuple(f"model.{m}." for m in self._head_members if isinstance(m, str))
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final layer (linear, or SqueezeNet's 1x1 conv) inside the wrapped model."""
@@ -303,7 +301,7 @@ def _pretrained(name: str, weights: str, **kwargs: Any) -> nn.Module:
 
 def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
     """Give the first convolution ``in_chans`` inputs, its filters summed/repeated as timm does."""
-    from timm.models import adapt_input_conv
+    from visionsuite.backbones._builder import adapt_input_conv
 
     name, conv = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
     new = nn.Conv2d(

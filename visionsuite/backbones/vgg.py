@@ -12,11 +12,13 @@ The paper's point: depth from stacks of 3x3 convolutions (padding 1), halving re
   VGG-16 in this form with batch norm is the course's 92.26 % CIFAR-10 network.
 
 Stages ``stage1`` … ``stage5`` are the five blocks, pooling included, so ``stage{k}`` has stride
-2**k. SegNet reuses the max-pooling indices: :meth:`VGG.forward_pyramid_with_indices`.
+2**k. SegNet reuses the max-pooling indices: ``model.encoder(return_indices=True)``.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from functools import partial
 from typing import NamedTuple
 
@@ -25,6 +27,7 @@ from torch.nn import functional as F
 
 from visionsuite.backbones._base import Backbone, FeatureInfo
 from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones.encoder import Encoder, check_input_size
 from visionsuite.backbones.layers import (
     ClassifierHead,
     activation_factory,
@@ -68,9 +71,7 @@ class VGGBlock(nn.Module):
         return self.pool(self.convs(x))
 
     def forward_with_indices(self, x: Tensor) -> PooledFeatures:
-        """Same output as ``forward`` plus the argmax indices of the max-pooling."""
-        if not isinstance(self.pool, nn.MaxPool2d):
-            raise ConfigError("pooling indices need pooling='max' (SegNet unpools with them)")
+        """Same output as ``forward`` plus the argmax indices of the max-pooling (``pool`` must be max)."""
         x = self.convs(x)
         p = self.pool
         out, idx = F.max_pool2d(x, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode, return_indices=True)
@@ -108,7 +109,7 @@ class VGG(Backbone):
             convs = [conv(in_ch if i == 0 else width, width) for i in range(n_convs)]
             self.stages[f"stage{k}"] = VGGBlock(convs, make_pool(pooling, 2, 2))
             in_ch = width
-        self.feature_info = [FeatureInfo(f"stage{k}", 2**k, WIDTHS[k - 1]) for k in range(2, 6)]
+        self.feature_info = [FeatureInfo(f"stage{k}", 2**k, WIDTHS[k - 1]) for k in range(1, 6)]
         head = VARIANTS[variant]
         fc = head["fc"] if fc is None else tuple(fc)
         self.head = ClassifierHead(512, num_classes, hidden=fc, pool_size=head["pool_size"], dropout=dropout, act=act)
@@ -118,15 +119,36 @@ class VGG(Backbone):
         he_init(self, linear_std=0.01)
         init_weights(self, init)
 
-    def forward_pyramid_with_indices(self, x: Tensor) -> list[PooledFeatures]:
-        """Every block's pooled output (strides 2-32) with its max-pooling indices, for SegNet's
-        decoder (Badrinarayanan et al., 2017), which unpools with them instead of learning to."""
-        self._check_input(x)
-        outputs: list[PooledFeatures] = []
-        for block in self.stages.values():
-            outputs.append(block.forward_with_indices(x))
-            x = outputs[-1].features
-        return outputs
+    def encoder(self, out_strides: Iterable[int] | None = None, *, return_indices: bool = False) -> Encoder:
+        """The encoder view; ``return_indices=True`` makes it return, per stride, the pooled
+        features with their max-pooling indices (:class:`PooledFeatures`) for SegNet's decoder
+        (Badrinarayanan et al., 2017), which unpools with them instead of learning to."""
+        plain = super().encoder(out_strides)
+        if not return_indices:
+            return plain
+        return PoolingIndicesEncoder(plain)
+
+
+class PoolingIndicesEncoder(Encoder):
+    """A VGG encoder whose values are :class:`PooledFeatures` (features, indices, unpooled size).
+
+    A separate class, so the plain encoder's forward pays nothing for the option."""
+
+    def __init__(self, plain: Encoder) -> None:
+        taps = {i.stage: i.stride for i in plain.feature_info}
+        super().__init__(plain.stages, taps, plain.out_channels, min_input_size=plain.min_input_size, label=plain.label)
+        if not all(isinstance(block.pool, nn.MaxPool2d) for block in self.stages.values()):
+            raise ConfigError("pooling indices need pooling='max' (SegNet unpools with them)")
+
+    def forward(self, x: Tensor) -> OrderedDict[str, PooledFeatures]:  # type: ignore[override]
+        check_input_size(x, self.min_input_size, self.label)
+        out: OrderedDict[str, PooledFeatures] = OrderedDict()
+        for name, block in self.stages.items():
+            pooled = block.forward_with_indices(x)
+            x = pooled.features
+            if name in self._taps:
+                out[self._taps[name]] = pooled
+        return out
 
 
 def _register(depth: int, bn: bool, variant: str) -> None:

@@ -22,7 +22,7 @@ import re
 import socket
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +142,10 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    #: classifier keys of the file left out (another class count, or no classifier in the model).
+    dropped: list[str] = field(default_factory=list)
+    #: classifier keys of the model that kept their fresh initialisation.
+    fresh: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -158,7 +162,11 @@ class LoadReport:
 
 
 def load_weights(
-    model: nn.Module, source: str | os.PathLike[str] | Mapping[str, Tensor], *, strict: bool = True
+    model: nn.Module,
+    source: str | os.PathLike[str] | Mapping[str, Tensor],
+    *,
+    strict: bool = True,
+    fresh: Collection[str] = (),
 ) -> LoadReport:
     """Load a file (via :func:`safe_load`) or a state_dict into ``model``.
 
@@ -167,12 +175,14 @@ def load_weights(
     unexpected or mis-shaped key raises :class:`WeightsMismatchError` listing them and nothing is
     loaded; with ``strict=False`` the matching tensors load and the rest is logged as a warning.
     Source keys outside a stripped prefix (a task checkpoint's decoder, say) are ignored.
+    ``fresh`` names model keys that may stay as initialised (a re-targeted classifier; see
+    ``_builder.load_pretrained``, which decides and reports them).
     """
     where = str(source) if not isinstance(source, Mapping) else "state_dict"
     state = strip_uniform_prefix(source) if isinstance(source, Mapping) else safe_load(source)
     target = model.state_dict()
     aligned, report = align_keys(state, target.keys())
-    report.missing = [k for k in target if k not in aligned]
+    report.missing = [k for k in target if k not in aligned and k not in fresh]
     report.unexpected = [k for k in aligned if k not in target]
     report.mismatched = [
         f"{k} {tuple(v.shape)} vs model {tuple(target[k].shape)}"
@@ -185,7 +195,7 @@ def load_weights(
             raise WeightsMismatchError(message)
         log.warning("%s (loading the %d matching tensors)", message, len(aligned) - len(report.unexpected))
     loadable = {k: v for k, v in aligned.items() if k in target and v.shape == target[k].shape}
-    model.load_state_dict(loadable, strict=strict)
+    model.load_state_dict(loadable, strict=strict and not fresh)
     return report
 
 
