@@ -24,19 +24,23 @@ ExtraBlock = Literal["maxpool", "p6p7", "none"]
 class BackboneWithFPN(nn.Module):
     """``encoder`` → FPN: every level mapped to ``out_channels`` channels, plus the extra levels
     (``"maxpool"``: a stride-2 pool of the last, "pool", as Faster R-CNN; ``"p6p7"``: two strided
-    convs, as RetinaNet). ``forward`` returns ``OrderedDict[str, Tensor]``."""
+    convs, as RetinaNet). ``forward`` returns ``OrderedDict[str, Tensor]`` keyed as torchvision's
+    own ``BackboneWithFPN`` (``"0"``, ``"1"`` … shallow to deep, then ``"pool"`` or ``"p6"``,
+    ``"p7"``), the names its detectors' RoI poolers look up by default."""
 
     def __init__(self, encoder: Encoder, out_channels: int = 256, extra_blocks: ExtraBlock = "maxpool") -> None:
         super().__init__()
         self.body = encoder
-        self.fpn = FeaturePyramidNetwork(encoder.out_channels, out_channels, extra_blocks=_extra(extra_blocks, encoder, out_channels))
+        extra = _extra(extra_blocks, out_channels)
+        self.fpn = FeaturePyramidNetwork(encoder.out_channels, out_channels, extra_blocks=extra)
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
-        return self.fpn(self.body(x))
+        levels = self.body(x).values()
+        return self.fpn(OrderedDict((str(i), level) for i, level in enumerate(levels)))
 
 
-def _extra(kind: str, encoder: Encoder, out_channels: int) -> nn.Module | None:
+def _extra(kind: str, out_channels: int) -> nn.Module | None:
     if kind == "maxpool":
         return LastLevelMaxPool()
     if kind == "p6p7":  # from the FPN's last output, as torchvision's RetinaNet-v2
