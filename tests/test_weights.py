@@ -177,3 +177,57 @@ def test_timm_name_uses_the_packaged_weights_offline(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     model = create_backbone("timm/tf_efficientnet_lite0", weights="imagenet")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), lite0.state_dict().values()))
+
+
+# -- re-targeted classifiers (the first step of transfer learning) ---------------------------
+@pytest.fixture
+def imagenet_resnet18(tmp_path):
+    """A 1000-class ResNet-18 state_dict file, and the model it came from."""
+    source = create_backbone("resnet18", num_classes=1000).eval()
+    path = tmp_path / "resnet18_1000.pth"
+    torch.save(source.state_dict(), path)
+    return path, source
+
+
+def test_other_class_count_drops_the_head_and_reports_it(imagenet_resnet18, caplog) -> None:
+    from visionsuite.backbones import load_pretrained
+
+    path, source = imagenet_resnet18
+    model = create_backbone("resnet18", num_classes=10)
+    fresh_head = model.head.fc.weight.clone()
+    with caplog.at_level("WARNING"):
+        report = load_pretrained(model, path)
+    assert report.dropped == ["head.fc.weight", "head.fc.bias"] and report.fresh == ["head.fc.weight", "head.fc.bias"]
+    assert "head.fc.weight" in caplog.text and "head.fc.bias" in caplog.text and "dropped 2" in caplog.text
+    assert torch.equal(model.head.fc.weight, fresh_head)  # re-initialised, not a slice of the 1000 rows
+    mine, theirs = model.state_dict(), source.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine if not k.startswith("head."))
+    with caplog.at_level("WARNING"):  # the registry path reports the same way
+        caplog.clear()
+        create_backbone("resnet18", num_classes=10, weights=str(path))
+    assert "head.fc.weight" in caplog.text
+
+
+def test_head_dropping_stays_strict_elsewhere(imagenet_resnet18, tmp_path) -> None:
+    path, source = imagenet_resnet18
+    state = source.state_dict()
+    state.pop("stages.layer1.0.conv1.weight")  # a missing body key is still an error …
+    state["stages.extra.weight"] = torch.zeros(1)  # … and so is an unexpected one
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(WeightsMismatchError) as info:
+        create_backbone("resnet18", num_classes=10, weights=str(tmp_path / "broken.pth"))
+    assert "layer1.0.conv1.weight" in str(info.value) and "stages.extra.weight" in str(info.value)
+    assert "head.fc" not in str(info.value)
+
+
+def test_classification_file_into_an_encoder_and_other_channels(imagenet_resnet18) -> None:
+    from visionsuite.backbones import create_encoder
+
+    path, source = imagenet_resnet18
+    encoder = create_encoder("resnet18", out_strides=(2, 32), weights=str(path)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(x)["stride32"], source.forward_features(x))
+    grey = create_backbone("resnet18", num_classes=10, in_chans=1, weights=str(path))
+    rgb = source.stages["stem"].conv1.weight
+    torch.testing.assert_close(grey.stages["stem"].conv1.weight, rgb.sum(dim=1, keepdim=True))
