@@ -1,9 +1,16 @@
 """The backbone registry: names, errors, and the interface every family shares."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from visionsuite.backbones import Backbone, UnknownBackboneError, create_backbone, list_backbones
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_course_baselines_are_registered() -> None:
@@ -56,3 +63,24 @@ def test_lenet1_has_4_then_12_valid_filters() -> None:
     model = create_backbone("lenet1", num_classes=10, in_chans=1)
     feats = model.forward_features(torch.rand(1, 1, 28, 28))
     assert feats.shape == (1, 12, 4, 4)
+
+
+def test_course_backbones_do_not_import_torchvision_or_timm() -> None:
+    """The adapters load on the first ``tv/``/``timm/`` name only: building LeNet-5 (and listing
+    names) in a fresh interpreter imports neither library."""
+    code = (
+        "import sys\n"
+        "from visionsuite.backbones import create_backbone, create_encoder, list_backbones\n"
+        "create_backbone('lenet5'); create_encoder('resnet18_cifar'); assert 'efficientnet_lite0' in list_backbones()\n"
+        "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_lazy_names_resolve_on_first_use() -> None:
+    backbone = create_backbone("tv/resnet18", num_classes=2)
+    assert backbone.label == "tv/resnet18"
+    with pytest.raises(UnknownBackboneError, match="'tv/<name>'"):
+        create_backbone("lenet6")
