@@ -153,3 +153,42 @@ def test_loader_with_worker_processes(data_root, mirror) -> None:
     batches = list(dm.train_dataloader())
     assert [len(b["label"]) for b in batches] == [100, 100, 100]
     assert all(b["image"].dtype == torch.uint8 for b in batches)
+
+
+@pytest.mark.parametrize("name", ["FashionMNISTDataModule", "CIFAR10DataModule", "ImageFolderDataModule"])
+def test_the_cli_sees_every_base_option_through_kwargs(name: str) -> None:
+    """The modules forward ``**kwargs`` to the base; LightningCLI (jsonargparse) still lists every option."""
+    import inspect
+
+    from jsonargparse import ArgumentParser
+
+    import visionsuite.data as data
+
+    cls = getattr(data, name)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, "data")
+    keys = {a.dest for a in parser._actions}
+    base = inspect.signature(data.TensorClassificationDataModule.__init__).parameters
+    assert {f"data.{p}" for p in base if p != "self"} <= keys
+    defaults = parser.get_defaults().data
+    assert (defaults.crop_padding, defaults.hflip) == {"CIFAR10DataModule": (4, True)}.get(
+        name, (0, name == "ImageFolderDataModule")
+    )
+
+
+def test_fit_reports_the_augmentation_in_use(data_root, mirror, caplog) -> None:
+    dm = FashionMNISTDataModule(data_dir=str(data_root), crop_padding=2, hflip=True)
+    with caplog.at_level("INFO"):
+        dm.setup("fit")
+    lines = [r.getMessage() for r in caplog.records if "train augmentation" in r.getMessage()]
+    assert lines == ["train augmentation: random crop pad 2, hflip p=0.5; normalise mean=(0.286) std=(0.353)"]
+    off = FashionMNISTDataModule(data_dir=str(data_root), augment=False, normalize=False)
+    assert off.augmentation_summary() == "train augmentation: none; normalise off"
+
+
+def test_array_datasets_refuse_another_size() -> None:
+    from visionsuite.data import InvalidDatasetError
+
+    with pytest.raises(InvalidDatasetError, match="28x28"):
+        FashionMNISTDataModule(data_dir="/nonexistent", image_size=32)
+    assert FashionMNISTDataModule(data_dir="/nonexistent", image_size=28, channels=1).image_size == (28, 28)
