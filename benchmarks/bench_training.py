@@ -51,8 +51,9 @@ def plain_loop(dm, epochs: int, seed: int = 0) -> tuple[float, float]:
     seen = correct = 0
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(epochs):
-        for images, labels in dm.train_dataloader():
-            x = dm.transform_batch(images, train=True)
+        for batch in dm.train_dataloader():
+            batch = dm.transform_batch(batch, train=True)
+            x, labels = batch["image"], batch["label"]
             logits = model(x)
             loss = criterion(logits, labels)
             opt.zero_grad(set_to_none=True)
@@ -155,8 +156,9 @@ def bench_data_paths(data_dir: Path, mirror: Path, workdir: Path) -> dict:
     tv = _torchvision_fmnist(workdir / "tv", mirror)
 
     def tensor_batches():
-        for images, labels in dm.train_dataloader():
-            yield dm.transform_batch(images, train=True), labels
+        for batch in dm.train_dataloader():
+            batch = dm.transform_batch(batch, train=True)
+            yield batch["image"], batch["label"]
 
     def pil_batches(workers: int):
         yield from DataLoader(tv, batch_size=BATCH, shuffle=True, num_workers=workers)
@@ -211,8 +213,9 @@ class StopAtTestAccuracy(Callback):
         dm = trainer.datamodule
         task.eval(); correct = 0
         with torch.no_grad():
-            for x, y in dm.test_dataloader():
-                correct += int((task(dm.transform_batch(x, train=False)).argmax(1) == y).sum())
+            for b in dm.test_dataloader():
+                b = dm.transform_batch(b, train=False)
+                correct += int((task(b["image"]).argmax(1) == b["label"]).sum())
         task.train()
         acc = correct / len(dm.test_set)
         self.history.append({"epoch": trainer.current_epoch + 1, "seconds": time.time() - START, "test_acc": acc})

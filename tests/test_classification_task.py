@@ -22,8 +22,8 @@ def test_googlenet_auxiliary_losses_train(data_root: Path, tmp_path: Path) -> No
                               backbone_options={"aux_logits": True}, optimizer="sgd", lr=0.01)
     dm = CIFAR10DataModule(data_dir=str(data_root), batch_size=8, train_subset=24, val_subset=8, test_subset=8)
     dm.setup("fit")
-    x, y = next(iter(dm.train_dataloader()))
-    x = dm.transform_batch(x, train=False)
+    batch = dm.transform_batch(next(iter(dm.train_dataloader())), train=False)
+    x, y = batch["image"], batch["label"]
     task.train()
     main, *aux = task.model(x)
     assert len(aux) == 2

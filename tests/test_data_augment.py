@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from visionsuite.data.augment import normalize, random_crop, random_hflip, shift_crop, to_float
+from visionsuite.data.augment import augment_batch, draw, normalize, shift_crop, to_float
+
+
+def random_crop(x: torch.Tensor, p: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    return augment_batch({"image": x}, draw(len(x), x.device, padding=p, generator=generator))["image"]
+
+
+def random_hflip(x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+    return augment_batch({"image": x}, draw(len(x), x.device, flip_p=p, generator=generator))["image"]
 
 
 def _batch(n: int = 16, c: int = 3, h: int = 8, w: int = 10) -> torch.Tensor:
@@ -53,6 +61,15 @@ def test_random_hflip_flips_exactly_the_chosen_images() -> None:
     assert torch.equal(random_hflip(x, p=0.0), x)
 
 
+def test_draws_keep_the_order_crop_offsets_then_flips() -> None:
+    """The classification recipe draws exactly as before (seeded runs reproduce): offsets, then flips."""
+    d = draw(32, "cpu", padding=4, flip_p=0.5, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    assert torch.equal(d.offsets, torch.randint(0, 9, (32, 2), generator=g))
+    assert torch.equal(d.flip, torch.rand(32, generator=g) < 0.5)
+    assert d.scale is None and draw(4, "cpu", scale_range=(1.0, 1.0)).scale is None
+
+
 def test_to_float_and_normalize() -> None:
     x = torch.tensor([[[[0, 255]], [[51, 102]]]], dtype=torch.uint8)
     f = to_float(x)
@@ -68,5 +85,7 @@ def test_module_transform_uses_only_device_ops() -> None:
 
     dm = CIFAR10DataModule(data_dir="/nonexistent")
     x = torch.empty(8, 3, 32, 32, dtype=torch.uint8, device="meta")
-    out = dm.transform_batch(x, train=True)
+    out = dm.transform_batch({"image": x, "label": torch.empty(8, dtype=torch.int64, device="meta")}, train=True)
+    assert set(out) == {"image", "label"}
+    out = out["image"]
     assert out.device.type == "meta" and out.dtype == torch.float32 and out.shape == x.shape

@@ -26,10 +26,11 @@ def test_split_sizes_and_classes(cifar: CIFAR10DataModule) -> None:
     assert (len(cifar.train_set), len(cifar.val_set), len(cifar.test_set)) == (40_000, 10_000, 10_000)
     assert cifar.class_names == CLASSES and cifar.num_classes == 10
     assert (cifar.in_chans, cifar.image_size, cifar.crop_padding, cifar.hflip) == (3, (32, 32), 4, True)
-    images, labels = cifar.test_set[list(range(20))]
+    batch = cifar.test_set[list(range(20))]
+    images, labels = batch["image"], batch["label"]
     assert images.dtype == torch.uint8 and images.shape == (20, 3, 32, 32)
     assert labels.tolist() == list(range(10)) * 2  # classes interleaved: first N is balanced
-    assert torch.bincount(cifar.test_set.targets).tolist() == [1000] * 10
+    assert torch.bincount(cifar.test_set.labels).tolist() == [1000] * 10
 
 
 def test_decoded_image_equals_pil_decoding(cifar: CIFAR10DataModule, cifar_tree) -> None:
@@ -42,10 +43,10 @@ def test_decoded_image_equals_pil_decoding(cifar: CIFAR10DataModule, cifar_tree)
 
 
 def test_augmented_batch_shapes(cifar: CIFAR10DataModule) -> None:
-    images, labels = next(iter(cifar.train_dataloader()))
-    x = cifar.transform_batch(images, train=True)
+    batch = next(iter(cifar.train_dataloader()))
+    x = cifar.transform_batch(batch, train=True)["image"]
     assert x.shape == (128, 3, 32, 32) and x.dtype == torch.float32
-    z = cifar.transform_batch(cifar.train_set[list(range(2000))][0], train=False)
+    z = cifar.transform_batch(cifar.train_set[list(range(2000))], train=False)["image"]
     assert z.mean((0, 2, 3)).abs().max() < 0.1
 
 
@@ -63,5 +64,6 @@ def test_canonical_pickles_convert_to_the_same_cache(tmp_path, cifar_tree, monke
     dm.prepare_data()
     dm.setup("fit")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (15, 5, 3)
-    images, labels = dm.test_set[[0, 1, 2]]
+    batch = dm.test_set[[0, 1, 2]]
+    images, labels = batch["image"], batch["label"]
     assert torch.equal(images[0], torch.from_numpy(real.transpose(2, 0, 1).copy())) and labels.tolist() == [3, 3, 3]

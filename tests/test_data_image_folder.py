@@ -49,7 +49,8 @@ def test_builds_from_a_folder_of_jpegs(tmp_path, cifar_tree) -> None:
     assert train.labels[:3].tolist() == [0, 1, 2]
     expected = np.asarray(Image.open(root / "dog" / "0000.jpg").convert("RGB")).transpose(2, 0, 1)
     assert torch.equal(train.images[1], torch.from_numpy(expected.copy()))
-    images, labels = next(iter(dm.train_dataloader()))
+    batch = next(iter(dm.train_dataloader()))
+    images, labels = batch["image"], batch["label"]
     assert images.shape == (4, 3, 32, 32) and images.dtype == torch.uint8 and labels.dtype == torch.int64
     assert dm.skipped_files == []
 
@@ -126,14 +127,15 @@ def test_predict_dir_yields_paths_and_eval_normalised_tensors(tmp_path, cifar_tr
     with pytest.warns(UserWarning, match=r"skipped 2 unreadable"):
         dm.setup("predict")
     batches = list(dm.predict_dataloader())
-    paths = [p for _, ps in batches for p in ps]
+    paths = [p for b in batches for p in b["path"]]
     assert paths == [str(pred / "a.png"), str(pred / "b.jpg"), str(pred / "nested" / "c.jpg")]
-    images = torch.cat([b[0] for b in batches])
+    images = torch.cat([b["image"] for b in batches])
     assert images.dtype == torch.uint8 and images.shape == (3, 3, 24, 24)
     assert torch.equal(images[1], torch.from_numpy(load_image(pred / "b.jpg", 3, (24, 24))))
-    x, ps = dm.on_after_batch_transfer(batches[0], 0)
+    out = dm.on_after_batch_transfer(batches[0], 0)
+    x, ps = out["image"], out["path"]
     assert ps == paths[:2] and x.dtype == torch.float32
-    assert torch.equal(x, dm.transform_batch(batches[0][0], train=False))
+    assert torch.equal(x, dm.transform_batch({"image": batches[0]["image"]}, train=False)["image"])
     assert not (tmp_path / "data").exists()  # predicting needs no training cache
 
 
@@ -143,7 +145,7 @@ class _Classifier(L.LightningModule):
         self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
 
     def predict_step(self, batch, _):
-        x, paths = batch
+        x, paths = batch["image"], batch["path"]
         return {"paths": list(paths), "pred": self.net(x).argmax(1), "mean": x.mean()}
 
 

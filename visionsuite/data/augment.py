@@ -1,18 +1,26 @@
 """Batched, device-agnostic image ops for ``[N, C, H, W]`` tensors.
 
 They run in the DataModule's ``on_after_batch_transfer``, i.e. on the GPU when training on one,
-so they use only tensor ops (no numpy, no PIL, no Python loop over the batch). Every image gets
-its own random crop offset / flip decision. Pass a ``torch.Generator`` (on the batch's device)
-for reproducible draws.
+so they use only tensor ops (no numpy, no PIL, no Python loop over the batch). The random
+choices are drawn once per image (:func:`draw`) and then applied to every part of the batch
+(:func:`augment_batch`): image, mask and boxes move together. Pass a ``torch.Generator`` (on
+the batch's device) for reproducible draws.
+
+Why our own ops and not kornia's ``AugmentationSequential``: measured on this project's CPU,
+see ``benchmarks/results/augment.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, MASK, Batch
+from .geometry import affine_boxes
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -20,8 +28,8 @@ def to_float(images: Tensor) -> Tensor:
     return images if images.is_floating_point() else images.float().div_(255.0)
 
 
-def shift_crop(images: Tensor, padding: int, offsets: Tensor) -> Tensor:
-    """Zero-pad by ``padding`` on each side, then crop back to (H, W) at per-image ``offsets``.
+def shift_crop(images: Tensor, padding: int, offsets: Tensor, fill: float = 0.0) -> Tensor:
+    """Pad by ``padding`` (with ``fill``) on each side, then crop back to (H, W) at per-image ``offsets``.
 
     ``offsets`` is int [N, 2] of (top, left) in ``[0, 2 * padding]``; (p, p) is the identity.
     Implemented as two ``gather`` ops, so it stays one kernel each on any device.
@@ -29,7 +37,7 @@ def shift_crop(images: Tensor, padding: int, offsets: Tensor) -> Tensor:
     if padding == 0:
         return images
     n, c, h, w = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+    padded = F.pad(images, (padding, padding, padding, padding), value=fill)
     offsets = offsets.to(device=images.device, dtype=torch.int64)
     rows = offsets[:, 0, None] + torch.arange(h, device=images.device)  # [N, H]
     cols = offsets[:, 1, None] + torch.arange(w, device=images.device)  # [N, W]
@@ -37,20 +45,112 @@ def shift_crop(images: Tensor, padding: int, offsets: Tensor) -> Tensor:
     return padded.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
 
-def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
-    """Random crop with zero padding (the CIFAR recipe): each image shifted by up to ``padding``."""
-    if padding <= 0:
-        return images
-    offsets = torch.randint(
-        0, 2 * padding + 1, (images.shape[0], 2), device=images.device, generator=generator
-    )
-    return shift_crop(images, padding, offsets)
+@dataclass
+class Draws:
+    """The random choices for one batch, made once per image and applied to every part of it.
+
+    ``offsets`` int [B, 2]: (top, left) crop offset into the image padded by ``padding``
+    ((p, p) = no shift); ``flip`` bool [B]: mirror left-right; ``scale`` float [B]: zoom about
+    the image centre (> 1 enlarges). ``None`` = that op is off.
+    """
+
+    padding: int = 0
+    offsets: Tensor | None = None
+    flip: Tensor | None = None
+    scale: Tensor | None = None
 
 
-def random_hflip(images: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
-    """Mirror each image left-right with probability ``p``."""
-    flip = torch.rand(images.shape[0], device=images.device, generator=generator) < p
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+def draw(
+    batch_size: int,
+    device: torch.device | str,
+    padding: int = 0,
+    flip_p: float = 0.0,
+    scale_range: tuple[float, float] | None = None,
+    generator: torch.Generator | None = None,
+) -> Draws:
+    """Draw crop offsets, then flips, then scales for ``batch_size`` images (in that order)."""
+    d = Draws(padding=max(padding, 0))
+    if d.padding > 0:
+        d.offsets = torch.randint(0, 2 * d.padding + 1, (batch_size, 2), device=device, generator=generator)
+    if flip_p > 0:
+        d.flip = torch.rand(batch_size, device=device, generator=generator) < flip_p
+    if scale_range is not None and tuple(scale_range) != (1.0, 1.0):
+        lo, hi = scale_range
+        d.scale = torch.empty(batch_size, device=device).uniform_(lo, hi, generator=generator)
+    return d
+
+
+def _zoom_grid(d: Draws, n: int, h: int, w: int, device: torch.device) -> Tensor:
+    """Sampling grid of ``out = s * (in - centre) + centre + t`` (t = the crop shift), per image."""
+    assert d.scale is not None
+    s = d.scale.to(device=device, dtype=torch.float32)
+    t = _shift(d, n, device).float()  # (ty, tx) in pixels
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
+    theta[:, 0, 2] = -2 * t[:, 1] / (w * s)
+    theta[:, 1, 2] = -2 * t[:, 0] / (h * s)
+    return F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+
+
+def _shift(d: Draws, n: int, device: torch.device) -> Tensor:
+    """Per-image translation (ty, tx) in pixels that the crop offsets amount to."""
+    if d.offsets is None:
+        return torch.zeros(n, 2, device=device, dtype=torch.int64)
+    return d.padding - d.offsets.to(device)
+
+
+def _move_images(x: Tensor, d: Draws, grid: Tensor | None, fill: float, nearest: bool = False) -> Tensor:
+    if grid is not None:
+        if nearest:  # sample value + 1 with zero padding: 0 marks "outside the image" → fill
+            out = F.grid_sample(x.float() + 1, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+            x = torch.where(out == 0, torch.full_like(out, fill), out - 1).to(x.dtype)
+        else:
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    elif d.offsets is not None:
+        x = shift_crop(x, d.padding, d.offsets, fill=fill)
+    if d.flip is not None:
+        x = torch.where(d.flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _move_boxes(boxes: list[Tensor], labels: list[Tensor], d: Draws, size: tuple[int, int]):
+    """The same per-image map for ragged boxes: one flat tensor, one affine, one split."""
+    n, (h, w) = len(boxes), size
+    if n == 0:
+        return boxes, labels
+    flat, flat_labels = torch.cat(boxes), torch.cat(labels)
+    device = flat.device
+    owner = torch.repeat_interleave(torch.arange(n, device=device), torch.tensor([len(b) for b in boxes], device=device))
+    s = d.scale.to(device) if d.scale is not None else torch.ones(n, device=device)
+    t = _shift(d, n, device).to(flat.dtype)
+    centre = torch.tensor([h / 2, w / 2], device=device, dtype=flat.dtype)
+    scale = s[owner, None].expand(-1, 2).to(flat.dtype)
+    offset = centre * (1 - scale) + t[owner]
+    moved, keep = affine_boxes(flat, scale, offset, size, min_size=1.0)
+    owner = owner[keep]
+    if d.flip is not None:
+        f = d.flip.to(device)[owner, None]
+        mirrored = torch.stack([w - moved[:, 2], moved[:, 1], w - moved[:, 0], moved[:, 3]], dim=1)
+        moved = torch.where(f, mirrored, moved)
+    counts = torch.bincount(owner, minlength=n).tolist()
+    return list(moved.split(counts)), list(flat_labels[keep].split(counts))
+
+
+def augment_batch(batch: Batch, d: Draws, ignore_index: int = 255) -> Batch:
+    """Apply the draws ``d`` to every part of ``batch``: image (bilinear, padded with 0), mask
+    (nearest, padded with ``ignore_index``, never 0: 0 is a real class in CamVid), boxes
+    (shifted, zoomed, flipped, clipped; boxes left without area are dropped with their labels).
+    """
+    out = dict(batch)
+    images = batch[IMAGE]
+    n, _, h, w = images.shape
+    grid = _zoom_grid(d, n, h, w, images.device) if d.scale is not None else None
+    out[IMAGE] = _move_images(images, d, grid, 0.0)
+    if MASK in batch:
+        out[MASK] = _move_images(batch[MASK][:, None], d, grid, float(ignore_index), nearest=True)[:, 0]
+    if BBOX_XYXY in batch:
+        out[BBOX_XYXY], out[BBOX_LABEL] = _move_boxes(batch[BBOX_XYXY], batch[BBOX_LABEL], d, (h, w))
+    return out
 
 
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

@@ -6,27 +6,33 @@ their constants (classes, mean/std, size). Everything else is common:
 * ``prepare_data`` (rank 0) decodes each missing split once into ``<cache_dir>/<split>.pt``;
 * ``setup`` memory-maps the caches, holds out validation (and, where there is no official
   test set, test) images from ``train`` with a seeded generator, and applies ``*_subset``;
-* loaders yield whole uint8 batches ``(images [B, C, H, W], labels [B])``; the predict loader
-  yields ``(images, names: list[str])``: the files of ``predict_dir`` or, without one, the test
-  split (named by source file, or ``test/<index>`` for datasets stored as arrays);
+* loaders yield whole uint8 batches as dicts of named parts (:mod:`visionsuite.data.batch`):
+  ``{"image": [B, C, H, W], "label": [B]}`` here, plus ``mask`` / ``bbox_xyxy`` /
+  ``bbox_label`` for data that has them; the predict loader yields ``{"image", "path"}``: the
+  files of ``predict_dir`` or, without one, the test split (named by source file, or
+  ``test/<index>`` for datasets stored as arrays);
 * ``on_after_batch_transfer`` turns a batch into float on its device, augments it when the
-  trainer is training (random crop with zero padding, horizontal flip), then normalises it.
+  trainer is training (random crop with padding, horizontal flip, zoom: drawn once per image
+  and applied to every part), then normalises the image.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
 from . import augment as aug
+from .batch import IMAGE, MASK, Batch
 from .cache import DecodedSplit, is_valid_cache, load_split, save_split
-from .datasets import TensorImageDataset, batch_loader
+from .datasets import RaggedBoxes, TensorImageDataset, batch_loader
 from .errors import InvalidDatasetError
 from .images import decode_images, list_image_files, skipped_message
 from .splits import first_n, holdout_split, resolve_size
@@ -48,6 +54,11 @@ class TensorClassificationDataModule(L.LightningDataModule):
     #: (H, W) and channel count of the images the loaders yield.
     IMAGE_SIZE: ClassVar[tuple[int, int]] = (0, 0)
     IN_CHANS: ClassVar[int] = 0
+    #: whether ``image_size``/``channels`` may differ from the above (files decoded by PIL can be
+    #: resized and converted; arrays such as IDX files or CIFAR pickles cannot).
+    RESIZABLE: ClassVar[bool] = False
+    #: mask value of void pixels, ignored by losses and metrics; augmentation pads masks with it.
+    IGNORE_INDEX: ClassVar[int] = 255
 
     def __init__(
         self,
@@ -86,6 +97,14 @@ class TensorClassificationDataModule(L.LightningDataModule):
         self.train_subset, self.val_subset, self.test_subset = train_subset, val_subset, test_subset
         self.predict_dir = Path(predict_dir).expanduser() if predict_dir else None
         self.drop_last = drop_last
+        if not self.RESIZABLE and (image_size is not None or channels is not None):
+            native = (self.IMAGE_SIZE, self.IN_CHANS)
+            size_ = (image_size, image_size) if isinstance(image_size, int) else image_size
+            if (tuple(size_ or self.IMAGE_SIZE), channels or self.IN_CHANS) != native:
+                raise InvalidDatasetError(
+                    f"{type(self).__name__} stores {self.IMAGE_SIZE[0]}x{self.IMAGE_SIZE[1]} images with "
+                    f"{self.IN_CHANS} channel(s); image_size/channels cannot change that"
+                )
         size = self.IMAGE_SIZE if image_size is None else image_size
         self.image_size: tuple[int, int] = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.in_chans: int = self.IN_CHANS if channels is None else channels
@@ -95,6 +114,9 @@ class TensorClassificationDataModule(L.LightningDataModule):
         self.std: tuple[float, ...] = tuple(std) if std is not None else self.STD
         if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
             raise InvalidDatasetError(f"mean/std need {self.in_chans} value(s), got {self.mean} / {self.std}")
+        self.ignore_index: int = self.IGNORE_INDEX
+        #: zoom range of training augmentation (data modules with masks/boxes expose it).
+        self.scale_range: tuple[float, float] | None = None
         #: source files that could not be decoded (image folders), filled by ``setup``.
         self.skipped_files: list[str] = []
         self.train_set: TensorImageDataset | None = None
@@ -161,6 +183,8 @@ class TensorClassificationDataModule(L.LightningDataModule):
             if self.skipped_files:
                 warnings.warn(skipped_message(self.skipped_files, self._source_description()), stacklevel=2)
             self._build_sets()
+        if stage == "fit":
+            rank_zero_info(self.augmentation_summary())
         if stage == "predict" and self.predict_set is None:
             self.predict_set = self._predict_test_set()
 
@@ -173,23 +197,32 @@ class TensorClassificationDataModule(L.LightningDataModule):
         train = decoded["train"]
         held = [name for name in ("val", "test") if name not in decoded]
         sizes = {"val": self.val_size, "test": self.test_size}
-        counts = [resolve_size(sizes[name], len(train.labels), f"{name}_size") for name in held]
-        parts = dict(zip([*held, "train"], holdout_split(len(train.labels), counts, self.seed)))
+        counts = [resolve_size(sizes[name], len(train), f"{name}_size") for name in held]
+        parts = dict(zip([*held, "train"], holdout_split(len(train), counts, self.seed)))
         subsets = {"train": self.train_subset, "val": self.val_subset, "test": self.test_subset}
         sets = {}
         for name in ("train", "val", "test"):
             split = decoded.get(name, train)
-            indices = parts[name] if name in parts else torch.arange(len(split.labels))
-            sets[name] = TensorImageDataset(split.images, split.labels, first_n(indices, subsets[name]))
+            indices = parts[name] if name in parts else torch.arange(len(split))
+            sets[name] = self._dataset_of(split, first_n(indices, subsets[name]))
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+
+    @staticmethod
+    def _dataset_of(split: DecodedSplit, indices: Tensor) -> TensorImageDataset:
+        """The dataset over every part ``split`` has (labels, masks, boxes)."""
+        boxes = None
+        if split.boxes is not None:
+            assert split.box_labels is not None and split.box_offsets is not None
+            boxes = RaggedBoxes(split.boxes, split.box_labels, split.box_offsets)
+        return TensorImageDataset(split.images, split.labels, indices, masks=split.masks, boxes=boxes)
 
     def _predict_test_set(self) -> TensorImageDataset:
         """Without ``predict_dir``: the test split, named by source file (or ``<split>/<index>``)."""
         assert self.decoded is not None and self.test_set is not None
         which = "test" if "test" in self.decoded else "train"
         split = self.decoded[which]
-        names = split.files or [f"{which}/{i}" for i in range(len(split.labels))]
-        return TensorImageDataset(split.images, names, self.test_set.indices)
+        names = split.files or [f"{which}/{i}" for i in range(len(split))]
+        return TensorImageDataset(split.images, None, self.test_set.indices, paths=names)
 
     def _predict_folder_set(self) -> TensorImageDataset:
         folder = self.predict_dir
@@ -207,7 +240,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         if len(bad) == len(files):
             raise InvalidDatasetError(f"predict_dir {str(folder)!r}: none of its {len(files)} image files is readable")
         paths = [str(f) for i, f in enumerate(files) if i not in bad]
-        return TensorImageDataset(images, paths)
+        return TensorImageDataset(images, paths=paths)
 
     # -- loaders -------------------------------------------------------------------------------
     def _dataset(self, attr: str, stage: str) -> TensorImageDataset:
@@ -235,24 +268,46 @@ class TensorClassificationDataModule(L.LightningDataModule):
         return self._loader(self._dataset("test_set", "test"))
 
     def predict_dataloader(self) -> DataLoader:
-        """Batches ``(images, paths)`` of ``predict_dir``; without it, of the test split (by file name)."""
+        """Batches ``{"image", "path"}`` of ``predict_dir``; without it, of the test split (by file name)."""
         return self._loader(self._dataset("predict_set", "predict"))
 
     # -- on-device transforms ------------------------------------------------------------------
-    def transform_batch(self, images: Tensor, train: bool) -> Tensor:
-        """uint8 batch → float in [0, 1] → (augmented, if ``train``) → normalised."""
-        x = aug.to_float(images)
-        if train and self.augment:
+    def augmentation_summary(self) -> str:
+        """One line naming the training augmentation and the normalisation in use (printed at fit)."""
+        ops = []
+        if self.augment:
             if self.crop_padding > 0:
-                x = aug.random_crop(x, self.crop_padding)
+                ops.append(f"random crop pad {self.crop_padding}")
             if self.hflip:
-                x = aug.random_hflip(x)
+                ops.append("hflip p=0.5")
+            if self.scale_range is not None and tuple(self.scale_range) != (1.0, 1.0):
+                ops.append(f"zoom {self.scale_range[0]:g}-{self.scale_range[1]:g}")
+        norm = "off"
         if self.normalize:
-            x = aug.normalize(x, self.mean, self.std)
-        return x
+            fmt = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"  # noqa: E731
+            norm = f"mean={fmt(self.mean)} std={fmt(self.std)}"
+        return f"train augmentation: {', '.join(ops) or 'none'}; normalise {norm}"
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+    def transform_batch(self, batch: Batch, train: bool) -> Batch:
+        """uint8 batch → float image in [0, 1] → (every part augmented alike, if ``train``) → normalised.
+
+        Returns a new dict; a mask comes out int64 (void = ``ignore_index``).
+        """
+        out = dict(batch)
+        out[IMAGE] = aug.to_float(batch[IMAGE])
+        if MASK in out:
+            out[MASK] = out[MASK].long()
+        if train and self.augment:
+            d = aug.draw(
+                out[IMAGE].shape[0], out[IMAGE].device, padding=self.crop_padding,
+                flip_p=0.5 if self.hflip else 0.0, scale_range=self.scale_range,
+            )  # fmt: skip
+            out = aug.augment_batch(out, d, ignore_index=self.ignore_index)
+        if self.normalize:
+            out[IMAGE] = aug.normalize(out[IMAGE], self.mean, self.std)
+        return out
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """Runs on the batch's device; augments only while the trainer is training."""
-        images, targets = batch
         training = self.trainer is not None and bool(self.trainer.training)
-        return self.transform_batch(images, train=training), targets
+        return self.transform_batch(batch, train=training)

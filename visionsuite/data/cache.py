@@ -1,4 +1,4 @@
-"""Decoded-split cache: one ``.pt`` file per split holding uint8 images and int64 labels.
+"""Decoded-split cache: one ``.pt`` file per split holding uint8 images and their targets.
 
 Decoding JPEGs (or even gzip'd idx files) every run wastes minutes; a ``torch.save``'d dict of
 tensors loads in a fraction of a second, memory-mapped. Files are written atomically (temporary
@@ -17,29 +17,66 @@ import torch
 from torch import Tensor
 
 #: bump when the layout of the cached dict changes; older files are then rebuilt.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+#: the optional tensors of a split, in the order they are stored.
+OPTIONAL_TENSORS = ("labels", "masks", "boxes", "box_labels", "box_offsets", "sizes")
 
 
 @dataclass
 class DecodedSplit:
-    """A decoded split: ``images`` uint8 [N, C, H, W], ``labels`` int64 [N], class names.
+    """A decoded split: ``images`` uint8 [N, C, H, W] plus whichever targets the data has.
 
-    ``files`` (optional) names the source file of each image, relative to the dataset root;
-    ``skipped`` lists the source files that could not be decoded.
+    * ``labels`` int64 [N]: one class per image (classification);
+    * ``masks`` uint8 [N, H, W]: one class index per pixel (segmentation);
+    * ``boxes`` float32 [M, 4] (pixel xyxy in the stored image), ``box_labels`` int64 [M] and
+      ``box_offsets`` int64 [N + 1]: image ``i`` owns rows ``box_offsets[i]:box_offsets[i + 1]``.
+      Ragged boxes as three flat tensors, so a batch is gathered with tensor ops and the cache
+      holds no Python list of tensors;
+    * ``sizes`` int64 [N, 2]: each image's original (H, W) before it was resized/letterboxed;
+    * ``files`` names the source file of each image, relative to the dataset root;
+      ``skipped`` lists the source files that could not be decoded.
     """
 
     images: Tensor
-    labels: Tensor
-    classes: list[str]
+    labels: Tensor | None = None
+    classes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    masks: Tensor | None = None
+    boxes: Tensor | None = None
+    box_labels: Tensor | None = None
+    box_offsets: Tensor | None = None
+    sizes: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             shape = tuple(self.images.shape)
             raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {shape}")
-        if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels must be [N={self.images.shape[0]}], got {tuple(self.labels.shape)}")
+        n, (h, w) = len(self), tuple(self.images.shape[2:])
+        _expect(self.labels, "labels", (n,), (torch.int64,))
+        _expect(self.masks, "masks", (n, h, w), (torch.uint8,))
+        _expect(self.sizes, "sizes", (n, 2), (torch.int64,))
+        parts = (self.boxes, self.box_labels, self.box_offsets)
+        if any(p is not None for p in parts):
+            if any(p is None for p in parts):
+                raise ValueError("boxes, box_labels and box_offsets go together")
+            m = int(self.boxes.shape[0])  # type: ignore[union-attr]
+            _expect(self.boxes, "boxes", (m, 4), (torch.float32,))
+            _expect(self.box_labels, "box_labels", (m,), (torch.int64,))
+            _expect(self.box_offsets, "box_offsets", (n + 1,), (torch.int64,))
+            off = self.box_offsets
+            assert off is not None
+            if int(off[0]) != 0 or int(off[-1]) != m or bool((off[1:] < off[:-1]).any()):
+                raise ValueError(f"box_offsets must rise from 0 to M={m}")
+
+
+def _expect(t: Tensor | None, name: str, shape: tuple[int, ...], dtypes: tuple[torch.dtype, ...]) -> None:
+    if t is not None and (tuple(t.shape) != shape or t.dtype not in dtypes):
+        raise ValueError(f"{name} must be {dtypes[0]} {list(shape)}, got {t.dtype} {list(t.shape)}")
 
 
 def save_split(split: DecodedSplit, path: Path) -> None:
@@ -48,7 +85,7 @@ def save_split(split: DecodedSplit, path: Path) -> None:
     payload = {
         "version": CACHE_VERSION,
         "images": split.images.contiguous(),
-        "labels": split.labels.to(torch.int64).contiguous(),
+        **{k: getattr(split, k).contiguous() for k in OPTIONAL_TENSORS if getattr(split, k) is not None},
         "classes": list(split.classes),
         "files": list(split.files),
         "skipped": list(split.skipped),
@@ -79,7 +116,7 @@ def load_split(path: Path) -> DecodedSplit:
     data = torch.load(path, weights_only=True, mmap=True)
     return DecodedSplit(
         images=data["images"],
-        labels=data["labels"],
+        **{k: data[k] for k in OPTIONAL_TENSORS if k in data},
         classes=list(data["classes"]),
         files=list(data.get("files", [])),
         skipped=list(data.get("skipped", [])),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,33 +41,10 @@ class CIFAR10DataModule(TensorClassificationDataModule):
     IN_CHANS = 3
 
     def __init__(
-        self,
-        data_dir: str = "data",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        val_size: int | float = 10_000,
-        seed: int = 42,
-        augment: bool = True,
-        crop_padding: int = 4,
-        hflip: bool = True,
-        normalize: bool = True,
-        mean: list[float] | None = None,
-        std: list[float] | None = None,
-        train_subset: int | None = None,
-        val_subset: int | None = None,
-        test_subset: int | None = None,
-        predict_dir: str | None = None,
-        drop_last: bool = False,
+        self, val_size: int | float = 10_000, crop_padding: int = 4, hflip: bool = True, **kwargs: Any
     ) -> None:
-        super().__init__(
-            data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, pin_memory=pin_memory, val_size=val_size, seed=seed,
-            augment=augment, crop_padding=crop_padding, hflip=hflip, normalize=normalize,
-            mean=mean, std=std, train_subset=train_subset, val_subset=val_subset,
-            test_subset=test_subset, predict_dir=predict_dir, drop_last=drop_last,
-        )  # fmt: skip
+        """CIFAR-10's own defaults; every other option is the base class's (``**kwargs``)."""
+        super().__init__(val_size=val_size, crop_padding=crop_padding, hflip=hflip, **kwargs)
 
     # -- fetching ----------------------------------------------------------------------------
     def fetch(self) -> tuple[str, Path]:

@@ -2,45 +2,85 @@
 
 A per-sample ``Dataset`` + collate costs a Python call, a PIL transform and a ``torch.stack``
 per image; here the sampler hands the dataset a whole *list* of indices and one fancy-indexing
-op returns the batch, still uint8 (4x less to copy to the device than float). Augmentation and
+op returns the batch (a dict of named parts, :mod:`visionsuite.data.batch`), still uint8 (4x less to copy to the device than float). Augmentation and
 normalisation happen later, on the device, in the DataModule's ``on_after_batch_transfer``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, LABEL, MASK, PATH, Batch
+
 Index = int | Sequence[int] | Tensor
 
 
-class TensorImageDataset(Dataset):
-    """``images`` uint8 [N, C, H, W] with per-item ``targets``, viewed through ``indices``.
+@dataclass
+class RaggedBoxes:
+    """Boxes of N images as flat tensors: ``boxes`` [M, 4], ``labels`` [M], ``offsets`` [N + 1]."""
 
-    ``targets`` is an int64 label tensor, or a list (e.g. file paths for prediction).
-    ``ds[[i, j, k]]`` returns ``(images[[…]], targets[[…]])`` in one op; ``ds[i]`` one item.
+    boxes: Tensor
+    labels: Tensor
+    offsets: Tensor
+
+    def select(self, rows: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Per-image box and label tensors of ``rows`` (1-D), gathered with one index op."""
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        counts = ends - starts
+        flat = torch.repeat_interleave(starts - torch.cumsum(counts, 0) + counts, counts)
+        flat = flat + torch.arange(int(counts.sum()))
+        sizes = counts.tolist()
+        return list(self.boxes[flat].split(sizes)), list(self.labels[flat].split(sizes))
+
+
+class TensorImageDataset(Dataset):
+    """uint8 ``images`` [N, C, H, W] and their targets, viewed through ``indices``.
+
+    ``ds[[i, j, k]]`` returns a whole batch dict (keys of :mod:`visionsuite.data.batch`) with one
+    fancy-indexing op per part; ``ds[i]`` one item. ``labels`` int64 [N], ``masks`` uint8
+    [N, H, W], ``boxes`` (ragged), ``paths`` (list of str, for prediction) are each optional.
     """
 
-    def __init__(self, images: Tensor, targets: Tensor | list, indices: Tensor | None = None) -> None:
-        if len(targets) != images.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {len(targets)} targets")
-        self.images = images
-        self.targets = targets
-        self.indices = torch.arange(images.shape[0]) if indices is None else indices.to(torch.int64)
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor | None = None,
+        indices: Tensor | None = None,
+        *,
+        masks: Tensor | None = None,
+        boxes: RaggedBoxes | None = None,
+        paths: list[str] | None = None,
+    ) -> None:
+        n = images.shape[0]
+        for name, part in (("labels", labels), ("masks", masks), ("paths", paths)):
+            if part is not None and len(part) != n:
+                raise ValueError(f"{n} images but {len(part)} {name}")
+        if boxes is not None and len(boxes.offsets) != n + 1:
+            raise ValueError(f"{n} images but box offsets for {len(boxes.offsets) - 1}")
+        self.images, self.labels, self.masks, self.boxes, self.paths = images, labels, masks, boxes, paths
+        self.indices = torch.arange(n) if indices is None else indices.to(torch.int64)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, idx: Index) -> tuple[Tensor, Tensor | list]:
+    def __getitem__(self, idx: Index) -> Batch:
         rows = self.indices[torch.as_tensor(idx, dtype=torch.int64)]
-        if isinstance(self.targets, Tensor):
-            return self.images[rows], self.targets[rows]
-        if rows.ndim == 0:
-            return self.images[rows], self.targets[int(rows)]
-        return self.images[rows], [self.targets[i] for i in rows.tolist()]
+        batch: Batch = {IMAGE: self.images[rows]}
+        if self.labels is not None:
+            batch[LABEL] = self.labels[rows]
+        if self.masks is not None:
+            batch[MASK] = self.masks[rows]
+        if self.boxes is not None:
+            boxes, labels = self.boxes.select(rows.reshape(-1))
+            batch[BBOX_XYXY], batch[BBOX_LABEL] = (boxes[0], labels[0]) if rows.ndim == 0 else (boxes, labels)
+        if self.paths is not None:
+            batch[PATH] = self.paths[int(rows)] if rows.ndim == 0 else [self.paths[i] for i in rows.tolist()]
+        return batch
 
 
 def batch_loader(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,41 +45,34 @@ class ImageFolderDataModule(TensorClassificationDataModule):
 
     dataset_name = "image_folder"
 
+    RESIZABLE = True
+
     def __init__(
         self,
         root: str,
-        data_dir: str = "data",
         image_size: int | tuple[int, int] = 224,
         channels: int = 3,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
         val_size: int | float = 0.1,
         test_size: int | float = 0.1,
-        seed: int = 42,
-        augment: bool = True,
-        crop_padding: int = 0,
         hflip: bool = True,
-        normalize: bool = True,
         mean: list[float] | None = None,
         std: list[float] | None = None,
-        train_subset: int | None = None,
-        val_subset: int | None = None,
-        test_subset: int | None = None,
-        predict_dir: str | None = None,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
+        """
+        Args:
+            root: the image folder (layouts in the module docstring).
+            image_size: (H, W) or one side of the decoded images (aspect kept, centre crop).
+            channels: 1 (grayscale) or 3 (RGB).
+            mean, std: normalisation; default ImageNet's (its gray average for 1 channel).
+            **kwargs: every other option of :class:`TensorClassificationDataModule`.
+        """
         gray = channels == 1
         super().__init__(
-            data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, pin_memory=pin_memory, val_size=val_size,
-            test_size=test_size, seed=seed, augment=augment, crop_padding=crop_padding,
-            hflip=hflip, normalize=normalize,
+            image_size=image_size, channels=channels, val_size=val_size, test_size=test_size, hflip=hflip,
             mean=mean if mean is not None else (IMAGENET_GRAY_MEAN if gray else IMAGENET_MEAN),
             std=std if std is not None else (IMAGENET_GRAY_STD if gray else IMAGENET_STD),
-            train_subset=train_subset, val_subset=val_subset, test_subset=test_subset,
-            predict_dir=predict_dir, drop_last=drop_last, image_size=image_size, channels=channels,
+            **kwargs,
         )  # fmt: skip
         self.root = Path(root).expanduser()
         self._classes: list[str] | None = None

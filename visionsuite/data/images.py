@@ -3,7 +3,8 @@
 Training caches and ``predict_dir`` images go through the same :func:`load_image`, so a
 prediction sees exactly the pixels a training image of the same file would have: converted to
 ``L`` (1 channel) or ``RGB`` (3 channels), EXIF orientation applied, and, when the size
-differs, resized keeping the aspect ratio and centre-cropped to ``(H, W)``.
+differs, resized keeping the aspect ratio and centre-cropped to ``(H, W)`` (by
+:func:`~visionsuite.data.geometry.fit_sample`, the one geometry function of the data layer).
 
 Unreadable files (truncated, not an image despite the extension) are *skipped*, not fatal: a
 scraped folder with a few broken files should still train. Callers report the count.
@@ -23,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .cache import DecodedSplit
+from .geometry import fit_sample
 from .errors import DatasetNotFoundError, InvalidDatasetError
 
 #: file extensions treated as images (torchvision's list).
@@ -31,18 +33,21 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 POOL_MIN_FILES = 2000
 
 
-def load_image(path: str | Path, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """Decode one file to a uint8 array [C, H, W] with ``channels`` (1 or 3) and ``size`` (H, W)."""
+def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    """Decode one file to a uint8 array [C, H, W] with ``channels`` (1 or 3) and ``size`` (H, W).
+
+    ``size=None`` keeps the file's size (callers that move targets along use :func:`fit_sample`).
+    """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    height, width = size
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)
         img = img.convert("L" if channels == 1 else "RGB")
-        if img.size != (width, height):
-            img = ImageOps.fit(img, (width, height), method=Image.Resampling.BILINEAR)
         arr = np.array(img, dtype=np.uint8)  # a writable copy (asarray is read-only)
-    return arr[None] if channels == 1 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    chw = arr[None] if channels == 1 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    if size is not None and chw.shape[1:] != tuple(size):
+        chw = fit_sample(torch.from_numpy(chw), size, "crop").image.numpy()
+    return chw
 
 
 def _decode_or_none(job: tuple[str, int, tuple[int, int]]) -> np.ndarray | None:

@@ -34,35 +34,6 @@ class _IdxDataModule(TensorClassificationDataModule):
     torchvision_name: ClassVar[str] = ""
     title: ClassVar[str] = ""
 
-    def __init__(  # spelled out so LightningCLI shows these defaults, not the base class's
-        self,
-        data_dir: str = "data",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        val_size: int | float = 5_000,
-        seed: int = 42,
-        augment: bool = True,
-        crop_padding: int = 0,
-        hflip: bool = False,
-        normalize: bool = True,
-        mean: list[float] | None = None,
-        std: list[float] | None = None,
-        train_subset: int | None = None,
-        val_subset: int | None = None,
-        test_subset: int | None = None,
-        predict_dir: str | None = None,
-        drop_last: bool = False,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, pin_memory=pin_memory, val_size=val_size, seed=seed,
-            augment=augment, crop_padding=crop_padding, hflip=hflip, normalize=normalize,
-            mean=mean, std=std, train_subset=train_subset, val_subset=val_subset,
-            test_subset=test_subset, predict_dir=predict_dir, drop_last=drop_last,
-        )  # fmt: skip
-
     def fetch(self) -> Path:
         """The folder holding the four IDX files (downloading them if nowhere else)."""
         names = [f for pair in _FILES.values() for f in pair]

@@ -120,8 +120,8 @@ class ClassificationTask(BaseTask):
         out = self.model(x)
         return out[0] if isinstance(out, tuple) else out
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        x, y = batch["image"], batch["label"]
         out = self.model(x)
         if isinstance(out, tuple):  # main logits + auxiliary classifiers (GoogLeNet)
             logits, aux = out[0], out[1:]
@@ -138,8 +138,8 @@ class ClassificationTask(BaseTask):
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        x, y = batch["image"], batch["label"]
         logits = self(x)
         self.val_loss.update(self.criterion(logits, y), weight=len(y))
         self.val_metrics.update(logits, y)
@@ -149,8 +149,8 @@ class ClassificationTask(BaseTask):
         self.val_metrics.reset()
         self.val_loss.reset()
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, y = batch
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        x, y = batch["image"], batch["label"]
         logits = self(x)
         self.test_loss.update(self.criterion(logits, y), weight=len(y))
         self.test_metrics.update(logits, y)
@@ -168,8 +168,8 @@ class ClassificationTask(BaseTask):
         self.test_metrics.reset()
         self.test_loss.reset()
 
-    def predict_step(self, batch: tuple[Tensor, list[str]], batch_idx: int) -> dict[str, Any]:
-        x, paths = batch
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        x, paths = batch["image"], batch["path"]
         probs = torch.softmax(self(x), dim=1)
         prob, pred = probs.max(dim=1)
         return {"paths": list(paths), "pred": pred.cpu(), "prob": prob.cpu()}

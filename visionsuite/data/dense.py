@@ -1,0 +1,178 @@
+"""Data modules whose images carry a mask and/or boxes (segmentation, detection).
+
+A subclass lists its samples (:class:`Sample`: image file, optional mask file, optional boxes)
+per split in :meth:`DenseTargetDataModule.samples` and sets its constants (``CLASSES``,
+``MEAN``/``STD``, ``IMAGE_SIZE``, ``IGNORE_INDEX``); decoding, caching, splits, loaders and
+the joint on-device augmentation are inherited. Every sample is brought to ``image_size`` by
+the one geometry function (:func:`~visionsuite.data.geometry.fit_sample`), so image, mask and
+boxes stay in register, and each image's original size is kept in the cache.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .base import TensorClassificationDataModule
+from .cache import DecodedSplit
+from .errors import InvalidDatasetError
+from .geometry import RESIZE_MODES, ResizeMode, fit_sample
+from .images import load_image, skipped_message
+
+
+@dataclass
+class Sample:
+    """One image file with its targets: a mask file (class index per pixel) and/or boxes.
+
+    ``boxes`` float [M, 4] pixel xyxy in the source image, ``box_labels`` int64 [M].
+    """
+
+    image: Path
+    mask: Path | None = None
+    boxes: Tensor | None = None
+    box_labels: Tensor | None = None
+
+
+def load_mask(path: str | Path) -> Tensor:
+    """A label map as uint8 [H, W] of raw class indices (palette indices for ``P`` images).
+
+    Never converted through RGB: a palette or grayscale PNG already stores the class index.
+    """
+    with Image.open(path) as img:
+        if img.mode not in ("P", "L"):
+            raise InvalidDatasetError(f"mask {str(path)!r} is mode {img.mode}; expected one class index per pixel (P or L)")
+        return torch.from_numpy(np.array(img, dtype=np.uint8))
+
+
+def decode_samples(
+    samples: Sequence[Sample],
+    base: Path,
+    channels: int,
+    size: tuple[int, int],
+    mode: ResizeMode,
+    ignore_index: int,
+    classes: Sequence[str],
+) -> tuple[DecodedSplit, int]:
+    """Decode and fit ``samples`` into a split; return it and the number of boxes dropped.
+
+    Unreadable samples are skipped (listed in ``skipped``, relative to ``base``).
+    """
+    n = len(samples)
+    images = torch.empty((n, channels, *size), dtype=torch.uint8)
+    has_mask = any(s.mask is not None for s in samples)
+    has_boxes = any(s.boxes is not None for s in samples)
+    masks = torch.empty((n, *size), dtype=torch.uint8) if has_mask else None
+    boxes: list[Tensor] = []
+    box_labels: list[Tensor] = []
+    counts: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    files: list[str] = []
+    skipped: list[str] = []
+    dropped = row = 0
+    for sample in samples:
+        try:
+            image = torch.from_numpy(load_image(sample.image, channels, None))
+            mask = load_mask(sample.mask) if sample.mask is not None else None
+        except (OSError, ValueError, InvalidDatasetError):
+            skipped.append(sample.image.relative_to(base).as_posix())
+            continue
+        fitted = fit_sample(
+            image, size, mode, mask=mask, boxes=sample.boxes if has_boxes else None,
+            box_labels=sample.box_labels, mask_fill=ignore_index,
+        )  # fmt: skip
+        images[row] = fitted.image
+        if masks is not None:
+            masks[row] = fitted.mask if fitted.mask is not None else ignore_index
+        if has_boxes:
+            got = fitted.boxes if fitted.boxes is not None else torch.zeros(0, 4)
+            boxes.append(got)
+            box_labels.append(fitted.box_labels if fitted.box_labels is not None else torch.zeros(0, dtype=torch.int64))
+            counts.append(len(got))
+            dropped += fitted.dropped_boxes
+        sizes.append(tuple(image.shape[-2:]))
+        files.append(sample.image.relative_to(base).as_posix())
+        row += 1
+    parts: dict[str, Any] = {}
+    if has_boxes:
+        parts["boxes"] = torch.cat(boxes).float() if boxes else torch.zeros(0, 4)
+        parts["box_labels"] = torch.cat(box_labels).long() if box_labels else torch.zeros(0, dtype=torch.int64)
+        parts["box_offsets"] = torch.tensor([0, *np.cumsum(counts).tolist()], dtype=torch.int64)
+    split = DecodedSplit(
+        images=images[:row].clone() if row < n else images,
+        masks=(masks[:row].clone() if row < n else masks) if masks is not None else None,
+        sizes=torch.tensor(sizes, dtype=torch.int64).reshape(-1, 2),
+        classes=list(classes),
+        files=files,
+        skipped=skipped,
+        **parts,
+    )
+    return split, dropped
+
+
+class DenseTargetDataModule(TensorClassificationDataModule):
+    """Base class of data modules with masks and/or boxes (see the module docstring).
+
+    Subclasses implement :meth:`samples` (and fetching); ``_decode`` is provided.
+    """
+
+    RESIZABLE = True
+
+    def __init__(
+        self,
+        ignore_index: int | None = None,
+        scale_range: tuple[float, float] | None = None,
+        resize_mode: ResizeMode = "letterbox",
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            ignore_index: mask value of void pixels (ignored by losses and metrics, and what
+                letterboxing and augmentation pad masks with); default the dataset's.
+            scale_range: training zoom range about the image centre, e.g. ``[0.75, 1.25]``.
+            resize_mode: ``letterbox`` (fit inside, pad), ``crop`` (cover, centre crop) or
+                ``stretch``, applied to every image with its mask and boxes when decoding.
+            **kwargs: every option of :class:`TensorClassificationDataModule`.
+        """
+        super().__init__(**kwargs)
+        self.ignore_index = self.IGNORE_INDEX if ignore_index is None else ignore_index
+        if not 0 <= self.ignore_index <= 255:
+            raise InvalidDatasetError(f"ignore_index must be in 0..255 (masks are cached as uint8), got {ignore_index}")
+        if resize_mode not in RESIZE_MODES:
+            raise InvalidDatasetError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {resize_mode!r}")
+        self.scale_range = tuple(scale_range) if scale_range is not None else None  # type: ignore[assignment]
+        self.resize_mode: ResizeMode = resize_mode
+
+    @property
+    def cache_dir(self) -> Path:
+        """One cache per decoding setting (size, resize mode, channels, ignore value)."""
+        (h, w), c = self.image_size, self.in_chans
+        return self.dataset_dir / f"cache-{h}x{w}-{self.resize_mode}-c{c}-ignore{self.ignore_index}"
+
+    def samples(self, split: str) -> tuple[Path, list[Sample]]:
+        """The folder that file names are relative to, and the samples of ``split``."""
+        raise NotImplementedError
+
+    def _decode(self, splits: list[str]) -> dict[str, DecodedSplit]:
+        out = {}
+        for split in splits:
+            base, samples = self.samples(split)
+            decoded, dropped = decode_samples(
+                samples, base, self.in_chans, self.image_size, self.resize_mode, self.ignore_index, self.class_names
+            )
+            if dropped:
+                warnings.warn(
+                    f"{split}: dropped {dropped} box(es) left without area by resizing to {self.image_size}",
+                    stacklevel=2,
+                )
+            if decoded.skipped and not len(decoded):
+                raise InvalidDatasetError(skipped_message(decoded.skipped, str(base)))
+            out[split] = decoded
+        return out
