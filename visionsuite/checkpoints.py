@@ -40,12 +40,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "Weights only load failed" in first or "Unsupported global" in str(err):
+        if "GLOBAL" in str(err) or "Unsupported global" in str(err):  # a class/function reference: code
             raise CheckpointError(
                 f"--ckpt_path {path}: refused, the file holds pickled code, not only weights"
                 " (loaded with weights_only=True; nothing of it was run)"
             ) from None
-        raise CheckpointError(f"--ckpt_path {path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(f"--ckpt_path {path}: truncated or not a checkpoint (unpickling failed)") from None
     except Exception as err:  # torch.load raises many types (RuntimeError, KeyError, EOFError, …) for bad bytes
         first = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"--ckpt_path {path}: truncated or not a checkpoint ({first})") from None
