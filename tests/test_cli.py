@@ -172,3 +172,33 @@ def test_wandb_logger_config_composes_with_an_experiment(capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         main(["fit", "--config", EXPERIMENTS[0], "--config", wandb_cfg, "--print_config"])
     assert "WandbLogger" in capsys.readouterr().out
+
+
+def test_help_lists_every_subcommand_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from visionsuite import __version__
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("fit", "validate", "test", "predict", "summary", "backbones", "--version"))
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"visionsuite {__version__}"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backbones", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: visionsuite backbones" in out and "lenet5\n" not in out
+
+
+def test_short_class_names_and_no_lightning_tips(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    args = [
+        "fit", "--config", TINY, "--data", "FashionMNISTDataModule", "--data.data_dir", str(data_root),
+        "--data.train_subset", "256", "--model", "ClassificationTask", "--model.backbone", "lenet5",
+        "--model.num_classes", "10", "--model.in_chans", "1", *_dirs(tmp_path), "--trainer.max_steps", "2",
+        "--test_after_fit", "false",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    everything = printed.out + printed.err + caplog.text
+    assert "Tip:" not in everything and "will override existing callbacks" not in everything

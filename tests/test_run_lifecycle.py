@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import http.server
 import json
 import math
@@ -163,7 +164,6 @@ def test_diverging_loss_stops_at_the_step_with_no_nan_checkpoint(tmp_path: Path,
 
 
 def test_lr_curve_and_full_config_are_logged(two_runs: Path) -> None:
-    import csv
     import yaml
 
     rows = list(csv.DictReader((two_runs / "second" / "metrics.csv").open()))
@@ -186,11 +186,11 @@ def test_sigkilled_run_resumes_in_place_from_the_restored_step(tmp_path: Path, d
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     proc = subprocess.Popen([sys.executable, "-m", "visionsuite", *args], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while not last.exists():
+    deadline = time.monotonic() + 300
+    while not last.exists() or torch.load(last, map_location="cpu", weights_only=True)["global_step"] < 150:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
+        time.sleep(0.1)  # past step 100, where the CSV logger first flushes metrics.csv
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     killed = torch.load(last, map_location="cpu", weights_only=True)
@@ -205,3 +205,29 @@ def test_sigkilled_run_resumes_in_place_from_the_restored_step(tmp_path: Path, d
     assert final["global_step"] == expected_steps and final["epoch"] == epochs - 1
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["fit_global_step"] == expected_steps
+    rows = [r for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open()) if r.get("train/loss")]
+    steps = [int(float(r["step"])) for r in rows]
+    assert steps == sorted(set(steps)), "no step logged twice"
+    assert steps[0] < 100 < killed["global_step"] < steps[-1], "the killed run's history is kept"
+
+
+TENSORBOARD = str(Path(__file__).parents[1] / "configs" / "logger" / "tensorboard.yaml")
+
+
+def test_tensorboard_logger_writes_events_into_the_run_folder(tmp_path: Path, data_root: Path) -> None:
+    pytest.importorskip("tensorboard")  # the `tensorboard` extra (part of `test`)
+    args = _args("fit", tmp_path, data_root, "--config", TENSORBOARD, "--run_name", "tb", "--trainer.max_steps", "3",
+                 "--test_after_fit", "false")
+    assert main(args) == 0
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*")) and (tmp_path / "tb" / "config.yaml").is_file()
+
+
+def test_tensorboard_missing_names_the_extra(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("tensorboard") else real(name, *a))
+    assert main(_args("fit", tmp_path, data_root, "--config", TENSORBOARD)) == 2
+    assert ".[tensorboard]" in _error_line(capsys)

@@ -32,6 +32,7 @@ def _lightning_cli(args: list[str] | None) -> Any:
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     import visionsuite.data  # noqa: F401  (registers the data modules: --data FashionMNISTDataModule)
+    from visionsuite.callbacks.csv_history import CSVHistory
     from visionsuite.tasks import BaseTask
 
     _quiet_lightning()
@@ -53,6 +54,7 @@ def _lightning_cli(args: list[str] | None) -> Any:
         """Run folders, checked checkpoints and ``--test_after_fit`` on top of LightningCLI."""
 
         run_dir: Path | None = None
+        resumed = False
 
         def add_arguments_to_parser(self, parser: Any) -> None:
             parser.add_argument(
@@ -80,7 +82,7 @@ def _lightning_cli(args: list[str] | None) -> Any:
             :func:`prepare_run`) instead of letting the checkpoint's hyperparameters override the config."""
             subcommand = self.config.get("subcommand")
             if subcommand:
-                self.run_dir = prepare_run(self.config[subcommand], subcommand)
+                self.run_dir, self.resumed = prepare_run(self.config[subcommand], subcommand)
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             """The run's callbacks go to the Trainer itself, so they exist before it resolves ``ckpt_path``."""
@@ -96,6 +98,8 @@ def _lightning_cli(args: list[str] | None) -> Any:
             if self.subcommand == "fit" and trainer_cfg.get("logger") is not False:
                 if LearningRateMonitor not in present:
                     extra.append(LearningRateMonitor(logging_interval="step"))
+                if self.resumed and self.run_dir is not None:
+                    extra.append(CSVHistory(self.run_dir / "metrics.csv"))
             return super().instantiate_trainer(callbacks=[*configured, *extra], **kwargs)
 
         def after_fit(self) -> None:
@@ -122,13 +126,14 @@ def _lightning_cli(args: list[str] | None) -> Any:
     )
 
 
-def prepare_run(cfg: Any, subcommand: str) -> Path:
+def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
     """Resolve ``--ckpt_path``, create (or, to resume, reuse) the run folder and point the config at it.
 
     ``fit --ckpt_path last`` resumes the latest run (or ``--run_name``) in place; every other
     command gets a new folder. ``best``/``last`` are turned into file paths here, from the run's
     ``checkpoints/`` folder, and any checkpoint is opened weights-only and its model
-    hyperparameters compared with the config before Lightning sees it.
+    hyperparameters compared with the config before Lightning sees it. Returns the run folder
+    and whether it is resumed in place.
     """
     from visionsuite import checkpoints, run_config, runs
 
@@ -167,7 +172,7 @@ def prepare_run(cfg: Any, subcommand: str) -> Path:
     cfg.trainer.default_root_dir = str(run_dir)
     for note in run_config.configure_loggers(cfg.trainer, run_dir, resumed=resume):
         run_config.warn(note)
-    return run_dir
+    return run_dir, resume
 
 
 _RUN_DIR_ENV = "VISIONSUITE_RUN_DIR"
