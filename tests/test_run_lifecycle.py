@@ -231,3 +231,22 @@ def test_tensorboard_missing_names_the_extra(
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("tensorboard") else real(name, *a))
     assert main(_args("fit", tmp_path, data_root, "--config", TENSORBOARD)) == 2
     assert ".[tensorboard]" in _error_line(capsys)
+
+
+def test_wandb_without_login_or_mode_falls_back_to_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No WANDB_MODE, no API key, no ~/.netrc: offline with a warning instead of a login prompt."""
+    from jsonargparse import Namespace
+
+    from visionsuite.run_config import configure_loggers
+
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL", "NETRC"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    logger = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(project="p", offline=False, id=None))
+    run = tmp_path / "exp" / "r1"
+    notes = configure_loggers(Namespace(logger=logger), run, resumed=False)
+    assert logger.init_args.offline is True and len(notes) == 1 and "wandb sync" in notes[0]
+    assert logger.init_args.name == "exp/r1" and logger.init_args.save_dir == str(run)
+    monkeypatch.setenv("WANDB_MODE", "online")
+    logger.init_args.offline = False
+    assert configure_loggers(Namespace(logger=logger), run, resumed=False) == []
