@@ -16,7 +16,13 @@ TINY = str(Path(__file__).parent / "configs" / "lenet5_tiny.yaml")
 
 
 def _dirs(root: Path) -> list[str]:
-    return ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
+    return ["--trainer.default_root_dir", str(root)]
+
+
+def _only_run(root: Path, suffix: str) -> Path:
+    """The one run folder of ``root`` whose name ends with ``suffix`` (e.g. ``-test``)."""
+    (run,) = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.endswith(suffix)]
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Pa
     """One real fit (+ test of the best checkpoint) shared by the tests below."""
     root = tmp_path_factory.mktemp("fit")
     assert main(["fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), *_dirs(root)]) == 0
-    return root
+    return (root / "latest").resolve()
 
 
 def test_fit_learns_and_tests_the_best_checkpoint(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,7 +40,7 @@ def test_fit_learns_and_tests_the_best_checkpoint(trained_run: Path, capsys: pyt
     assert metrics["fit_global_step"] == 2 * 4096 // 64
     best = list((trained_run / "checkpoints").glob("best-*.ckpt"))
     assert len(best) == 1 and (trained_run / "checkpoints" / "last.ckpt").exists()
-    version = trained_run / "csv" / "version_0"
+    version = trained_run  # the logger writes into the run folder itself
     assert (version / "config.yaml").exists() and (version / "hparams.yaml").exists()
     assert (version / "images" / "test_samples.png").stat().st_size > 10_000
     assert (version / "images" / "test_confusion_matrix.png").stat().st_size > 10_000
@@ -50,7 +56,7 @@ def test_test_subcommand_reproduces_the_best_checkpoint_accuracy(trained_run: Pa
     out = trained_run / "retest"
     args = ["test", "--config", TINY, "--data.init_args.data_dir", str(data_root), "--ckpt_path", str(best), *_dirs(out)]
     assert main(args) == 0
-    again = json.loads((out / "metrics.json").read_text())
+    again = json.loads((_only_run(out, "-test") / "metrics.json").read_text())
     assert again["test/acc"] == pytest.approx(fit_metrics["test/acc"], abs=1e-6)
 
 
@@ -143,7 +149,7 @@ def test_seed_and_deterministic_make_runs_repeat_exactly(data_root: Path, tmp_pa
             "--test_after_fit", "false",
         ]
         assert main(args) == 0
-        states.append(torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+        states.append(torch.load(tmp_path / run / "latest" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
@@ -166,3 +172,33 @@ def test_wandb_logger_config_composes_with_an_experiment(capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         main(["fit", "--config", EXPERIMENTS[0], "--config", wandb_cfg, "--print_config"])
     assert "WandbLogger" in capsys.readouterr().out
+
+
+def test_help_lists_every_subcommand_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from visionsuite import __version__
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("fit", "validate", "test", "predict", "summary", "backbones", "--version"))
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"visionsuite {__version__}"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backbones", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: visionsuite backbones" in out and "lenet5\n" not in out
+
+
+def test_short_class_names_and_no_lightning_tips(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    args = [
+        "fit", "--config", TINY, "--data", "FashionMNISTDataModule", "--data.data_dir", str(data_root),
+        "--data.train_subset", "256", "--model", "ClassificationTask", "--model.backbone", "lenet5",
+        "--model.num_classes", "10", "--model.in_chans", "1", *_dirs(tmp_path), "--trainer.max_steps", "2",
+        "--test_after_fit", "false",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    everything = printed.out + printed.err + caplog.text
+    assert "Tip:" not in everything and "will override existing callbacks" not in everything

@@ -46,8 +46,9 @@ def _key(item: Any) -> str:
 
 
 def logged(path: Path) -> dict[str, Any]:
-    """``{"history": [rows], "summary": {...}, "config": {...}}`` decoded from the run file."""
-    out: dict[str, Any] = {"history": [], "summary": {}, "config": {}}
+    """``{"history": [rows], "summary": {...}, "config": {...}, "artifacts": [(name, type)], "run": {...}}``
+    decoded from the run file."""
+    out: dict[str, Any] = {"history": [], "summary": {}, "config": {}, "artifacts": [], "run": {}}
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
@@ -56,4 +57,8 @@ def logged(path: Path) -> dict[str, Any]:
             out["summary"].update({_key(i): json.loads(i.value_json) for i in record.summary.update})
         elif kind == "config":
             out["config"].update({_key(i): json.loads(i.value_json) for i in record.config.update})
+        elif kind == "artifact":
+            out["artifacts"].append((record.artifact.name, record.artifact.type))
+        elif kind == "run":
+            out["run"] = {"name": record.run.display_name, "id": record.run.run_id}
     return out

@@ -1,9 +1,13 @@
 """The ``visionsuite`` command: LightningCLI subcommands plus a few tools.
 
     visionsuite fit      --config configs/classification/lenet5_fashion_mnist.yaml [--trainer.max_epochs 3]
-    visionsuite validate|test|predict --config … [--ckpt_path best|last|PATH]
+    visionsuite fit      --config … --ckpt_path last        # resume the latest run in place
+    visionsuite validate|test|predict --config … --ckpt_path best|last|PATH
     visionsuite summary vgg16 --input 3x224x224
     visionsuite backbones [PATTERN]
+
+Each command writes into its own run folder under ``trainer.default_root_dir`` (see
+:mod:`visionsuite.runs`); checkpoints are checked by :mod:`visionsuite.checkpoints`.
 
 Errors caused by the user's input are printed as one line (exit status 2).
 """
@@ -14,24 +18,43 @@ import argparse
 import os
 import re
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
-from visionsuite.errors import VisionSuiteError
+from visionsuite.errors import ConfigError, VisionSuiteError
 
 
 def _lightning_cli(args: list[str] | None) -> Any:
     """Build and run the LightningCLI (imported lazily: ``import lightning`` costs seconds)."""
     import torch
     from lightning.pytorch import LightningDataModule
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+    import visionsuite.data  # noqa: F401  (registers the data modules: --data FashionMNISTDataModule)
+    from visionsuite.callbacks.csv_history import CSVHistory
     from visionsuite.tasks import BaseTask
 
+    _quiet_lightning()
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
 
+    class LoggedConfig(SaveConfigCallback):
+        """Saves ``config.yaml`` in the run folder and sends the whole resolved config (trainer,
+        seed, data and model) to every logger."""
+
+        def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            import yaml
+
+            config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            for logger in trainer.loggers:
+                logger.log_hyperparams({"config": config})
+
     class VisionSuiteCLI(LightningCLI):
-        """Adds ``--test_after_fit``: after ``fit``, test the best-validation checkpoint."""
+        """Run folders, checked checkpoints and ``--test_after_fit`` on top of LightningCLI."""
+
+        run_dir: Path | None = None
+        resumed = False
 
         def add_arguments_to_parser(self, parser: Any) -> None:
             parser.add_argument(
@@ -40,16 +63,54 @@ def _lightning_cli(args: list[str] | None) -> Any:
                 default=True,
                 help="After fit, run test on the checkpoint with the best validation score.",
             )
+            parser.add_argument(
+                "--run_name",
+                type=Optional[str],
+                default=None,
+                help="fit: name of the new run folder (default: a timestamp); with --ckpt_path best|last:"
+                " the run to take the checkpoint from (default: the latest).",
+            )
+            parser.add_argument(
+                "--allow_untrained",
+                type=bool,
+                default=False,
+                help="validate/test/predict without --ckpt_path, on freshly initialised weights.",
+            )
+
+        def _parse_ckpt_path(self) -> None:
+            """Replaces LightningCLI's: resolve the run folder and check the checkpoint (see
+            :func:`prepare_run`) instead of letting the checkpoint's hyperparameters override the config."""
+            subcommand = self.config.get("subcommand")
+            if subcommand:
+                self.run_dir, self.resumed = prepare_run(self.config[subcommand], subcommand)
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            """The run's callbacks go to the Trainer itself, so they exist before it resolves ``ckpt_path``."""
+            trainer_cfg = self._get(self.config_init, "trainer", default={})
+            configured = trainer_cfg.get("callbacks") or []
+            configured = configured if isinstance(configured, list) else [configured]
+            checkpoint_dir = self.run_dir / "checkpoints" if self.run_dir else None
+            extra = self.model.run_callbacks(checkpoint_dir) if isinstance(self.model, BaseTask) else []
+            if trainer_cfg.get("enable_checkpointing") is False:
+                extra = [cb for cb in extra if not _is_checkpoint(cb)]
+            present = {type(cb) for cb in configured}
+            extra = [cb for cb in extra if type(cb) not in present]
+            if self.subcommand == "fit" and trainer_cfg.get("logger") is not False:
+                if LearningRateMonitor not in present:
+                    extra.append(LearningRateMonitor(logging_interval="step"))
+                if self.resumed and self.run_dir is not None:
+                    extra.append(CSVHistory(self.run_dir / "metrics.csv"))
+            return super().instantiate_trainer(callbacks=[*configured, *extra], **kwargs)
 
         def after_fit(self) -> None:
             if not self.config[self.subcommand].get("test_after_fit", False):
                 return
             if self.trainer.interrupted or not _has_test_data(self.datamodule):
                 return
-            ckpt = "best" if getattr(self.trainer.checkpoint_callback, "best_model_path", "") else None
-            results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+            best = getattr(self.trainer.checkpoint_callback, "best_model_path", "") or None
+            results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=True)
             if self.trainer.is_global_zero:
-                _print_result(results, self.model, ckpt)
+                _print_result(results, self.model, "best" if best else None)
 
     return VisionSuiteCLI(
         model_class=BaseTask,
@@ -58,10 +119,98 @@ def _lightning_cli(args: list[str] | None) -> Any:
         subclass_mode_data=True,
         seed_everything_default=42,
         auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=LoggedConfig,
+        save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
         parser_kwargs={"exit_on_error": False},  # errors reach main(), which prints one line
         args=args,
     )
+
+
+def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
+    """Resolve ``--ckpt_path``, create (or, to resume, reuse) the run folder and point the config at it.
+
+    ``fit --ckpt_path last`` resumes the latest run (or ``--run_name``) in place; every other
+    command gets a new folder. ``best``/``last`` are turned into file paths here, from the run's
+    ``checkpoints/`` folder, and any checkpoint is opened weights-only and its model
+    hyperparameters compared with the config before Lightning sees it. Returns the run folder
+    and whether it is resumed in place.
+    """
+    from visionsuite import checkpoints, run_config, runs
+
+    _check_trainer_limits(cfg.trainer, subcommand, cfg.get("test_after_fit", False))
+    root = Path(cfg.trainer.get("default_root_dir") or "logs")
+    spec, name = cfg.get("ckpt_path"), cfg.get("run_name")
+    resumed_dir = os.environ.get(_RUN_DIR_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
+    source = runs.find_run(root, name) if spec in ("best", "last") else None
+    ckpt = runs.run_checkpoint(source, spec) if source is not None else (checkpoints.local_checkpoint(spec) if spec else None)
+    if ckpt is None and subcommand != "fit" and not cfg.get("allow_untrained"):
+        raise checkpoints.CheckpointError(
+            f"{subcommand} needs trained weights: pass --ckpt_path best|last|PATH"
+            " (or --allow_untrained true to use freshly initialised weights)"
+        )
+    if ckpt is not None:
+        saved = checkpoints.load_checkpoint(ckpt).get("hyper_parameters") or {}
+        configured = cfg.model.init_args.as_dict() if cfg.model.get("init_args") is not None else {}
+        diffs = checkpoints.hparam_differences(saved, configured)
+        if diffs:
+            raise checkpoints.CheckpointError(
+                f"{ckpt} was trained with other model settings than the config: {'; '.join(diffs)}"
+            )
+        cfg.ckpt_path = str(ckpt)
+        if "weights_only" in cfg:
+            cfg.weights_only = True
+    resume = subcommand == "fit" and spec == "last"
+    if resumed_dir:
+        run_dir = Path(resumed_dir)  # a DDP worker: the folder rank 0 made
+    elif resume:
+        run_dir = source
+    else:
+        run_dir = runs.create_run_dir(root, name if subcommand == "fit" else None, "" if subcommand == "fit" else f"-{subcommand}")
+        if subcommand == "fit":
+            runs.set_latest(root, run_dir)
+    os.environ[_RUN_DIR_ENV] = str(run_dir)  # inherited by the DDP workers Lightning starts
+    cfg.trainer.default_root_dir = str(run_dir)
+    for note in run_config.configure_loggers(cfg.trainer, run_dir, resumed=resume):
+        run_config.warn(note)
+    return run_dir, resume
+
+
+_RUN_DIR_ENV = "VISIONSUITE_RUN_DIR"
+
+
+def _check_trainer_limits(trainer_cfg: Any, subcommand: str, test_after_fit: bool) -> None:
+    """``max_steps``/``max_epochs``: -1 (no limit) or ≥ 0; 0 trains nothing, so nothing to test."""
+    for key in ("max_steps", "max_epochs"):
+        value = trainer_cfg.get(key)
+        if value is not None and value < -1:
+            raise ConfigError(f"trainer.{key}={value}: use -1 (no limit) or a count ≥ 0")
+        if value == 0 and subcommand == "fit" and test_after_fit:
+            raise ConfigError(
+                f"trainer.{key}=0 trains nothing, and testing the untrained weights says nothing;"
+                " set a positive trainer." + key + " (or --test_after_fit false)"
+            )
+
+
+def _is_checkpoint(callback: Any) -> bool:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return isinstance(callback, ModelCheckpoint)
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertisement tips and a deprecation note from its own internals."""
+    import logging
+    import warnings
+
+    class NoTips(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("💡 Tip")
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, NoTips) for f in log.filters):
+            log.addFilter(NoTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def _print_result(results: list[dict[str, float]], model: Any, ckpt: str | None) -> None:
@@ -109,10 +258,33 @@ def _has_test_data(datamodule: Any) -> bool:
     return datamodule is not None and is_overridden("test_dataloader", datamodule)
 
 
+SUBCOMMANDS = {
+    "fit": "train (and, with --test_after_fit, test the best checkpoint) in a new run folder",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the test split",
+    "predict": "write predictions of a checkpoint (PredictionCSVWriter: predictions.csv)",
+    "summary": "layer table, parameters and FLOPs of a backbone",
+    "backbones": "list the backbone names (optionally matching a pattern)",
+}
+
+
+def _help() -> str:
+    from visionsuite import __version__
+
+    lines = [f"visionsuite {__version__}: train and evaluate vision models from YAML configs.", "",
+             "usage: visionsuite SUBCOMMAND [options]   (visionsuite SUBCOMMAND --help for its options)", ""]
+    lines += [f"  {name:<10} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "  --version  print the version and exit"]
+    return "\n".join(lines)
+
+
 def _backbones(args: list[str]) -> int:
     from visionsuite.backbones import list_backbones
 
-    print("\n".join(list_backbones(args[0] if args else "*")))
+    parser = argparse.ArgumentParser(prog="visionsuite backbones", description=SUBCOMMANDS["backbones"])
+    parser.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'resnet*' (default: all)")
+    pattern = parser.parse_args(args).pattern
+    print("\n".join(list_backbones(pattern)))
     print("\nExternal: tv/<torchvision model name>, timm/<timm model name>")
     return 0
 
@@ -122,11 +294,19 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
-        if args and args[0] == "summary":
+        if not args or args[0] in ("-h", "--help"):
+            print(_help())
+            return 0 if args else 2
+        if args[0] == "--version":
+            from visionsuite import __version__
+
+            print(f"visionsuite {__version__}")
+            return 0
+        if args[0] == "summary":
             from visionsuite.summary import main as summary_main
 
             return summary_main(args[1:])
-        if args and args[0] == "backbones":
+        if args[0] == "backbones":
             return _backbones(args[1:])
         _lightning_cli(None if argv is None else args)
     except argparse.ArgumentError as err:

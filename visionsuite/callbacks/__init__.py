@@ -1,7 +1,16 @@
-"""Lightning callbacks shared by the tasks: prediction CSVs, image logging, metric files."""
+"""Lightning callbacks shared by the tasks: checkpoints, divergence guard, prediction CSVs, images, metric files."""
 
+from visionsuite.callbacks.checkpointing import checkpoint_callbacks
+from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
 from visionsuite.callbacks.images import ClassificationImageLogger
 from visionsuite.callbacks.metrics_file import MetricsFileWriter
 from visionsuite.callbacks.prediction_writer import PredictionCSVWriter
 
-__all__ = ["ClassificationImageLogger", "MetricsFileWriter", "PredictionCSVWriter"]
+__all__ = [
+    "ClassificationImageLogger",
+    "DivergenceError",
+    "DivergenceGuard",
+    "MetricsFileWriter",
+    "PredictionCSVWriter",
+    "checkpoint_callbacks",
+]

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule
-from lightning.pytorch.callbacks import ModelCheckpoint
-
-from visionsuite.callbacks import MetricsFileWriter
+from visionsuite.callbacks import DivergenceGuard, MetricsFileWriter, checkpoint_callbacks
 from visionsuite.tasks.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, param_groups
 
 
@@ -23,7 +21,7 @@ class BaseTask(LightningModule, ABC):
     """Shared optimisation and checkpointing; subclasses set ``monitor``/``mode`` for model selection."""
 
     #: metric that selects the best checkpoint (hold-out model selection), and its direction.
-    monitor: str = "val/loss"
+    monitor: str | None = "val/loss"  # None: keep only last.ckpt
     mode: str = "min"
 
     def __init__(
@@ -101,33 +99,22 @@ class BaseTask(LightningModule, ABC):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def configure_callbacks(self) -> list[Callback]:
-        """Best-on-validation checkpoint (first, so ``ckpt_path="best"`` finds it) and ``last.ckpt``,
-        written after each validation and every ``checkpoint_every_n_steps`` training steps.
+        """The run and stage callbacks whose type the Trainer lacks.
 
-        Both live in ``<default_root_dir>/checkpoints`` – a path that does not change between
-        runs, so ``--ckpt_path last`` finds the checkpoint of the run that was killed.
+        The ``visionsuite`` CLI passes :meth:`run_callbacks` to the Trainer itself, before
+        Lightning resolves ``ckpt_path`` (callbacks returned here come too late for that), so for
+        it only the stage's :meth:`default_callbacks` are added here, and never a second
+        checkpoint callback.
         """
-        dirpath = Path(self.trainer.default_root_dir) / "checkpoints"
-        best = ModelCheckpoint(
-            dirpath=dirpath,
-            filename="best-epoch={epoch:03d}-step={step}",
-            monitor=self.monitor,
-            mode=self.mode,
-            save_top_k=1,
-            save_last=True,  # refreshed at each validation, so ``last`` is also the final state
-            auto_insert_metric_name=False,
-            enable_version_counter=False,  # both callbacks write the one last.ckpt
-        )
-        last = ModelCheckpoint(
-            dirpath=dirpath,
-            save_top_k=0,
-            save_last=True,
-            every_n_train_steps=self.hparams.checkpoint_every_n_steps,
-            enable_version_counter=False,
-        )
-        extras = [cb for cb in self.default_callbacks() if not any(type(t) is type(cb) for t in self.trainer.callbacks)]
-        return [best, last, *extras]
+        present = {type(cb) for cb in self.trainer.callbacks}
+        return [cb for cb in [*self.run_callbacks(None), *self.default_callbacks()] if type(cb) not in present]
+
+    def run_callbacks(self, checkpoint_dir: str | Path | None) -> list[Callback]:
+        """Checkpoints (best on ``monitor`` when set, and ``last.ckpt``), the divergence guard and
+        ``metrics.json``: the callbacks that live as long as the run."""
+        every = self.hparams.checkpoint_every_n_steps
+        return [*checkpoint_callbacks(checkpoint_dir, self.monitor, self.mode, every), DivergenceGuard(), MetricsFileWriter()]
 
     def default_callbacks(self) -> list[Callback]:
-        """Callbacks the task adds unless the config already lists one of the same type."""
-        return [MetricsFileWriter()]
+        """Callbacks for the running stage only (subclasses add figures, prediction files)."""
+        return []

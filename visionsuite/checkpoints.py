@@ -1,0 +1,74 @@
+"""Checking a ``--ckpt_path`` before Lightning touches it.
+
+The file is opened once here with ``torch.load(weights_only=True)``: a checkpoint that needs
+pickled code is refused before any of it runs, and a missing, truncated or foreign file gives
+one line instead of a traceback. Remote checkpoints (``http://``, ``s3://``, …) are refused –
+Lightning would load them with ``weights_only=False`` – download the file and pass its path.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visionsuite.errors import VisionSuiteError
+
+
+class CheckpointError(VisionSuiteError):
+    """A checkpoint that cannot be used: missing, unreadable, unsafe or made for another model."""
+
+
+def local_checkpoint(spec: str) -> Path:
+    """The local path of ``spec``; URLs are refused (see the module docstring)."""
+    if "://" in spec:
+        raise CheckpointError(
+            f"--ckpt_path {spec}: remote checkpoints are not loaded (they could run code);"
+            " download the file and pass its local path"
+        )
+    path = Path(spec)
+    if not path.is_file():
+        raise CheckpointError(f"--ckpt_path {spec}: no such file")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents, loaded weights-only on the CPU."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "GLOBAL" in str(err) or "Unsupported global" in str(err):  # a class/function reference: code
+            raise CheckpointError(
+                f"--ckpt_path {path}: refused, the file holds pickled code, not only weights"
+                " (loaded with weights_only=True; nothing of it was run)"
+            ) from None
+        raise CheckpointError(f"--ckpt_path {path}: truncated or not a checkpoint (unpickling failed)") from None
+    except Exception as err:  # torch.load raises many types (RuntimeError, KeyError, EOFError, …) for bad bytes
+        first = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"--ckpt_path {path}: truncated or not a checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"--ckpt_path {path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def hparam_differences(saved: dict[str, Any], configured: dict[str, Any]) -> list[str]:
+    """``key: checkpoint=… config=…`` for each model hyperparameter the two disagree on."""
+    diffs = []
+    for key in sorted(saved.keys() & configured.keys()):
+        if key.startswith("_"):
+            continue
+        if _plain(saved[key]) != _plain(configured[key]):
+            diffs.append(f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}")
+    return diffs
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal (YAML has only lists); ints and equal floats too."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,109 @@
+"""One folder per run: ``<experiment root>/<run name>/`` with a ``latest`` pointer per experiment.
+
+The experiment root is ``trainer.default_root_dir`` of the config. ``fit`` creates a new run
+folder (the ``--run_name`` or a timestamp) that is never reused – except by
+``fit --ckpt_path last``, which resumes the latest run in place. ``validate``/``test``/``predict``
+write into their own ``<timestamp>-<subcommand>`` folder. ``latest`` is a relative symlink to
+the newest ``fit`` run (a one-line text file where the file system has no symlinks).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from visionsuite.errors import VisionSuiteError
+
+LATEST = "latest"
+CHECKPOINTS = "checkpoints"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+
+class RunError(VisionSuiteError):
+    """A run folder or checkpoint the command line asks for that does not exist (or exists already)."""
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one path component, so it cannot escape the experiment root."""
+    if not _NAME.match(name) or name == LATEST:
+        raise RunError(f"--run_name {name!r}: use letters, digits and . _ = + - (one folder name, not 'latest')")
+    return name
+
+
+def create_run_dir(root: Path, name: str | None, suffix: str = "") -> Path:
+    """Create a new, empty run folder; an explicit name that exists already is an error."""
+    root.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        path = root / check_run_name(name)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunError(
+                f"run {path} exists already: resume it with --ckpt_path last, or choose another --run_name"
+            ) from None
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S") + suffix
+    for attempt in range(1000):  # two runs started in the same second get -2, -3, …
+        path = root / (stamp if attempt == 0 else f"{stamp}-{attempt + 1}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"cannot create a run folder under {root}")
+
+
+def set_latest(root: Path, run_dir: Path) -> None:
+    """Point ``<root>/latest`` at ``run_dir`` (replaced atomically, so a reader never sees it missing)."""
+    tmp = root / f".{LATEST}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    try:
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+    except OSError:  # no symlinks here (some Windows set-ups): a text file naming the run
+        tmp.write_text(run_dir.name + "\n")
+    os.replace(tmp, root / LATEST)
+
+
+def latest_run(root: Path) -> Path:
+    """The run ``latest`` points at."""
+    pointer = root / LATEST
+    if pointer.is_symlink():
+        name = os.readlink(pointer)
+    elif pointer.is_file():
+        name = pointer.read_text().strip()
+    else:
+        raise RunError(f"no run to take a checkpoint from: {root} has no '{LATEST}' run (train one with fit first)")
+    run = root / name
+    if not run.is_dir():
+        raise RunError(f"{pointer} points at {run}, which does not exist")
+    return run
+
+
+def find_run(root: Path, name: str | None) -> Path:
+    """The run called ``name``, or the latest one."""
+    if name is None:
+        return latest_run(root)
+    run = root / check_run_name(name)
+    if not run.is_dir():
+        raise RunError(f"no run {run}")
+    return run
+
+
+def run_checkpoint(run: Path, which: str) -> Path:
+    """``last`` → ``checkpoints/last.ckpt``; ``best`` → the one ``best-*.ckpt`` of the run."""
+    folder = run / CHECKPOINTS
+    if which == "last":
+        path = folder / "last.ckpt"
+        if not path.is_file():
+            raise RunError(f"run {run} has no {path.name} (it stopped before its first checkpoint)")
+        return path
+    best = sorted(folder.glob("best-*.ckpt"))
+    if len(best) != 1:
+        found = "no" if not best else f"{len(best)}"
+        raise RunError(
+            f"run {run} has {found} best-*.ckpt checkpoint(s) (no validation score yet, or the task monitors"
+            " nothing); use --ckpt_path last or a file path"
+        )
+    return best[0]
