@@ -60,6 +60,8 @@ class DetectionRecord:
     labels: Tensor
     #: bool [M]: boxes evaluation ignores (COCO ``iscrowd``, VOC ``difficult``).
     iscrowd: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
+    #: the dataset's id of the image (COCO ``images[].id``; YOLO/VOC: its index in the set).
+    image_id: int = 0
 
     def __post_init__(self) -> None:
         if self.iscrowd.numel() != self.labels.numel():
@@ -102,7 +104,9 @@ def sanitize_boxes(boxes: Tensor, size: tuple[int, int], counts: Counter) -> Ten
     return keep
 
 
-def _record(path: Path, size: tuple[int, int], boxes: list, labels: list, crowd: list, counts: Counter) -> DetectionRecord:
+def _record(
+    image_id: int, path: Path, size: tuple[int, int], boxes: list, labels: list, crowd: list, counts: Counter
+) -> DetectionRecord:
     box_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     keep = sanitize_boxes(box_t, size, counts)
     return DetectionRecord(
@@ -111,6 +115,7 @@ def _record(path: Path, size: tuple[int, int], boxes: list, labels: list, crowd:
         boxes=box_t[keep],
         labels=torch.tensor(labels, dtype=torch.int64).reshape(-1)[keep],
         iscrowd=torch.tensor(crowd, dtype=torch.bool).reshape(-1)[keep],
+        image_id=image_id,
     )
 
 
@@ -165,7 +170,7 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bo
             boxes.append([x, y, x + w, y + h])
             labels.append(index[ann["category_id"]])
             crowd.append(bool(ann.get("iscrowd", 0)))
-        records.append(_record(path, (int(im["height"]), int(im["width"])), boxes, labels, crowd, counts))
+        records.append(_record(int(im["id"]), path, (int(im["height"]), int(im["width"])), boxes, labels, crowd, counts))
     return DetectionSet(records, [c["id"] for c in categories], [c["name"] for c in categories], counts)
 
 
@@ -229,7 +234,7 @@ def read_yolo(image_dir: str | Path, label_dir: str | Path, names: Sequence[str]
         if label_file.is_file():
             used.add(label_file)
             boxes, labels = _yolo_lines(label_file, size, len(names))
-        records.append(_record(path, size, boxes, labels, [False] * len(labels), counts))
+        records.append(_record(len(records), path, size, boxes, labels, [False] * len(labels), counts))
     orphans = sorted(p for p in label_dir.rglob("*.txt") if p not in used)
     return DetectionSet(records, list(range(len(names))), names, counts, orphans)
 
@@ -279,5 +284,5 @@ def read_voc(
             boxes.append([x1 - 1, y1 - 1, x2, y2])
             labels.append(index[name])
             difficult.append(hard)
-        records.append(_record(path, size, boxes, labels, difficult, counts))
+        records.append(_record(len(records), path, size, boxes, labels, difficult, counts))
     return DetectionSet(records, list(range(len(classes))), list(classes), counts)
