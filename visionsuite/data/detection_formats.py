@@ -1,0 +1,288 @@
+"""Readers of box annotations: COCO JSON, YOLO text, Pascal VOC XML → one in-memory layout.
+
+Each reader returns a :class:`DetectionSet`: per image the file path, its (H, W), boxes as
+float32 ``[M, 4]`` xyxy **pixels** and int64 labels ``[M]`` in a contiguous ``0..K-1`` index,
+plus the mapping back to the dataset's own category ids and names (COCO ids are 1..90 with
+gaps; predictions must be written back in those ids). The data modules of the detection task
+turn this into the ragged cache; nothing here decodes pixels (only image headers for sizes).
+
+Bad input, as the detection issue asks:
+
+* a box with ``x2 <= x1`` / ``y2 <= y1`` (after clipping) → dropped; a box reaching outside
+  the image → clipped to it. Both are *counted* in :attr:`DetectionSet.counts` so the caller
+  can log them; nothing is lost silently.
+* an unknown category (id, class index or name) → :class:`InvalidDatasetError` naming the file
+  and the id;
+* a YOLO line with the wrong number of fields or a value outside [0, 1] →
+  :class:`InvalidDatasetError` naming the file and the line number;
+* a COCO image entry whose file is missing → :class:`InvalidDatasetError` naming it.
+
+``iscrowd`` (COCO) and ``difficult`` (VOC) mark boxes that evaluation should ignore rather than
+count as misses. COCO crowd boxes are dropped by default (counted as ``crowd``), as the YOLO
+export of COCO does; with ``keep_crowd=True`` they are kept and flagged in
+:attr:`DetectionRecord.iscrowd`, the name torchmetrics' ``MeanAveragePrecision`` reads. VOC
+``difficult`` boxes are kept by default and flagged the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .errors import DatasetNotFoundError, InvalidDatasetError
+from .images import list_image_files
+
+#: the 20 Pascal VOC classes in their canonical order.
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+#: clipping a box by at most this much is not counted (YOLO's 6-digit coordinates overshoot by ~1e-3 px).
+CLIP_TOLERANCE_PX = 0.5
+
+
+@dataclass
+class DetectionRecord:
+    """One image: its file, (H, W), boxes float32 [M, 4] xyxy pixels, labels int64 [M] (0..K-1)."""
+
+    path: Path
+    size: tuple[int, int]
+    boxes: Tensor
+    labels: Tensor
+    #: bool [M]: boxes evaluation ignores (COCO ``iscrowd``, VOC ``difficult``).
+    iscrowd: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
+    #: the dataset's id of the image (COCO ``images[].id``; YOLO/VOC: its index in the set).
+    image_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.iscrowd.numel() != self.labels.numel():
+            self.iscrowd = torch.zeros(self.labels.numel(), dtype=torch.bool)
+
+
+@dataclass
+class DetectionSet:
+    """Records plus the class mapping: contiguous index ``i`` ↔ ``category_ids[i]``, ``names[i]``."""
+
+    records: list[DetectionRecord]
+    category_ids: list[int]
+    names: list[str]
+    #: how many boxes were clipped / dropped / skipped, and why (``clipped``, ``degenerate``, ``crowd``).
+    counts: Counter = field(default_factory=Counter)
+    #: annotation files that name no image (YOLO label files without an image), reported, not used.
+    orphans: list[Path] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+
+def sanitize_boxes(boxes: Tensor, size: tuple[int, int], counts: Counter) -> Tensor:
+    """Clip xyxy ``boxes`` to the (H, W) image; return the mask of boxes with positive area.
+
+    Adds to ``counts['clipped']`` (boxes moved by more than :data:`CLIP_TOLERANCE_PX` by
+    clipping: less is rounding of normalised coordinates, not a wrong box) and
+    ``counts['degenerate']`` (boxes dropped: zero or negative width or height once clipped).
+    """
+    h, w = size
+    clipped = boxes.clone()
+    clipped[:, 0::2] = clipped[:, 0::2].clamp(0, w)
+    clipped[:, 1::2] = clipped[:, 1::2].clamp(0, h)
+    keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    moved = (clipped - boxes).abs().amax(dim=1) > CLIP_TOLERANCE_PX if len(boxes) else keep
+    counts["clipped"] += int((moved & keep).sum())
+    counts["degenerate"] += int((~keep).sum())
+    boxes.copy_(clipped)
+    return keep
+
+
+def _record(
+    image_id: int, path: Path, size: tuple[int, int], boxes: list, labels: list, crowd: list, counts: Counter
+) -> DetectionRecord:
+    box_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    keep = sanitize_boxes(box_t, size, counts)
+    return DetectionRecord(
+        path=path,
+        size=size,
+        boxes=box_t[keep],
+        labels=torch.tensor(labels, dtype=torch.int64).reshape(-1)[keep],
+        iscrowd=torch.tensor(crowd, dtype=torch.bool).reshape(-1)[keep],
+        image_id=image_id,
+    )
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(H, W) from the image header only (no pixel decoding)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError as err:
+        raise InvalidDatasetError(f"cannot read image {str(path)!r}: {err}") from None
+    return h, w
+
+
+# ----------------------------------------------------------------------------------- COCO JSON
+def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bool = False) -> DetectionSet:
+    """Read a COCO ``instances_*.json``; image ``file_name`` entries are relative to ``image_dir``.
+
+    Contiguous labels follow the sorted category ids. Sizes come from the JSON's
+    ``height``/``width`` (COCO's own convention), so images are not opened.
+    """
+    annotation_file, image_dir = Path(annotation_file), Path(image_dir)
+    if not annotation_file.is_file():
+        raise DatasetNotFoundError(f"COCO annotation file {str(annotation_file)!r} does not exist")
+    try:
+        data = json.loads(annotation_file.read_text())
+        categories = sorted(data["categories"], key=lambda c: c["id"])
+        images, annotations = data["images"], data.get("annotations", [])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InvalidDatasetError(f"{annotation_file}: not a COCO instances file ({err})") from None
+    index = {c["id"]: i for i, c in enumerate(categories)}
+    per_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
+    for ann in annotations:
+        if ann["category_id"] not in index:
+            raise InvalidDatasetError(
+                f"{annotation_file}: annotation {ann.get('id')} has unknown category id {ann['category_id']}"
+            )
+        if ann["image_id"] not in per_image:
+            raise InvalidDatasetError(f"{annotation_file}: annotation {ann.get('id')} names unknown image id {ann['image_id']}")
+        per_image[ann["image_id"]].append(ann)
+    counts: Counter = Counter()
+    records = []
+    for im in images:
+        path = image_dir / im["file_name"]
+        if not path.is_file():
+            raise InvalidDatasetError(f"{annotation_file}: image file {str(path)!r} (image id {im['id']}) is missing")
+        boxes, labels, crowd = [], [], []
+        for ann in per_image[im["id"]]:
+            if ann.get("iscrowd", 0) and not keep_crowd:
+                counts["crowd"] += 1
+                continue
+            x, y, w, h = ann["bbox"]
+            boxes.append([x, y, x + w, y + h])
+            labels.append(index[ann["category_id"]])
+            crowd.append(bool(ann.get("iscrowd", 0)))
+        records.append(_record(int(im["id"]), path, (int(im["height"]), int(im["width"])), boxes, labels, crowd, counts))
+    return DetectionSet(records, [c["id"] for c in categories], [c["name"] for c in categories], counts)
+
+
+# ----------------------------------------------------------------------------------- YOLO text
+def read_yolo_names(names_file: str | Path) -> list[str]:
+    """Class names from a YOLO ``names.yaml`` / ``data.yaml`` (``names:`` as a list or an index map)."""
+    import yaml
+
+    names_file = Path(names_file)
+    try:
+        names = yaml.safe_load(names_file.read_text())["names"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        raise InvalidDatasetError(f"{names_file}: no readable 'names:' entry ({err})") from None
+    if isinstance(names, dict):
+        if sorted(int(k) for k in names) != list(range(len(names))):
+            raise InvalidDatasetError(f"{names_file}: 'names' keys must be 0..{len(names) - 1}")
+        return [str(names[k]) for k in sorted(names, key=int)]
+    return [str(n) for n in names]
+
+
+def _yolo_lines(label_file: Path, size: tuple[int, int], num_classes: int) -> tuple[list, list]:
+    h, w = size
+    boxes, labels = [], []
+    for lineno, line in enumerate(label_file.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            raise InvalidDatasetError(f"{label_file}:{lineno}: expected 5 fields 'class cx cy w h', got {len(fields)}")
+        try:
+            cls, cx, cy, bw, bh = int(fields[0]), *(float(f) for f in fields[1:])
+        except ValueError:
+            raise InvalidDatasetError(f"{label_file}:{lineno}: not numbers: {line.strip()!r}") from None
+        if not 0 <= cls < num_classes:
+            raise InvalidDatasetError(f"{label_file}:{lineno}: unknown class id {cls} (names has {num_classes})")
+        if not all(0.0 <= v <= 1.0 for v in (cx, cy, bw, bh)):
+            raise InvalidDatasetError(f"{label_file}:{lineno}: values must be normalised to [0, 1]: {line.strip()!r}")
+        boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+        labels.append(cls)
+    return boxes, labels
+
+
+def read_yolo(image_dir: str | Path, label_dir: str | Path, names: Sequence[str] | str | Path) -> DetectionSet:
+    """Read YOLO labels: ``label_dir/<stem>.txt`` per image of ``image_dir`` (same relative path).
+
+    An image without a label file is a valid negative (no boxes). A label file without an
+    image is listed in :attr:`DetectionSet.orphans`. ``names`` is the class list or the path of
+    a ``names.yaml``; category ids are the class indices themselves.
+    """
+    image_dir, label_dir = Path(image_dir), Path(label_dir)
+    for folder in (image_dir, label_dir):
+        if not folder.is_dir():
+            raise DatasetNotFoundError(f"YOLO folder {str(folder)!r} does not exist")
+    names = read_yolo_names(names) if isinstance(names, (str, Path)) else [str(n) for n in names]
+    counts: Counter = Counter()
+    records, used = [], set()
+    for path in list_image_files(image_dir):
+        label_file = (label_dir / path.relative_to(image_dir)).with_suffix(".txt")
+        size = _image_size(path)
+        boxes, labels = [], []
+        if label_file.is_file():
+            used.add(label_file)
+            boxes, labels = _yolo_lines(label_file, size, len(names))
+        records.append(_record(len(records), path, size, boxes, labels, [False] * len(labels), counts))
+    orphans = sorted(p for p in label_dir.rglob("*.txt") if p not in used)
+    return DetectionSet(records, list(range(len(names))), names, counts, orphans)
+
+
+# ----------------------------------------------------------------------------------- Pascal VOC
+def read_voc(
+    annotation_files: Sequence[str | Path],
+    image_dir: str | Path,
+    classes: Sequence[str] = VOC_CLASSES,
+    keep_difficult: bool = True,
+) -> DetectionSet:
+    """Read Pascal VOC XML files (one per image; ``<filename>`` is relative to ``image_dir``).
+
+    VOC pixel coordinates are 1-based and inclusive, so ``xmin - 1, ymin - 1, xmax, ymax`` gives
+    the 0-based xyxy box that covers the same pixels. ``difficult`` boxes are kept and flagged in
+    ``iscrowd`` (evaluation ignores them), or dropped and counted with ``keep_difficult=False``.
+    """
+    image_dir = Path(image_dir)
+    index = {name: i for i, name in enumerate(classes)}
+    counts: Counter = Counter()
+    records = []
+    for xml_file in map(Path, annotation_files):
+        try:
+            root = ET.parse(xml_file).getroot()
+            filename = root.findtext("filename")
+            size_el = root.find("size")
+            size = (int(size_el.findtext("height")), int(size_el.findtext("width")))
+        except (OSError, ET.ParseError, AttributeError, TypeError, ValueError) as err:
+            raise InvalidDatasetError(f"{xml_file}: not a VOC annotation ({err})") from None
+        path = image_dir / filename
+        if not path.is_file():
+            raise InvalidDatasetError(f"{xml_file}: image file {str(path)!r} is missing")
+        boxes, labels, difficult = [], [], []
+        for obj in root.iter("object"):
+            name = (obj.findtext("name") or "").strip()
+            if name not in index:
+                raise InvalidDatasetError(f"{xml_file}: unknown class {name!r}")
+            hard = (obj.findtext("difficult") or "0").strip() == "1"
+            if hard and not keep_difficult:
+                counts["difficult"] += 1
+                continue
+            bb = obj.find("bndbox")
+            try:
+                x1, y1, x2, y2 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            except (AttributeError, TypeError, ValueError):
+                raise InvalidDatasetError(f"{xml_file}: object {name!r} has no valid <bndbox>") from None
+            boxes.append([x1 - 1, y1 - 1, x2, y2])
+            labels.append(index[name])
+            difficult.append(hard)
+        records.append(_record(len(records), path, size, boxes, labels, difficult, counts))
+    return DetectionSet(records, list(range(len(classes))), list(classes), counts)

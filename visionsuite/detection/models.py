@@ -1,0 +1,187 @@
+"""Detectors from torchvision's components on any FPN-style backbone.
+
+The backbone contract is torchvision's ``BackboneWithFPN``: ``forward(x)`` returns an
+``OrderedDict[str, Tensor]`` of feature maps, finest first, and ``.out_channels`` is their
+(common) channel count. Anchors follow the backbone's strides, measured once by a dummy forward
+at the training image size, so a head fits whatever encoder the library hands it.
+
+torchvision's detectors normalise and resize their inputs in a ``GeneralizedRCNNTransform``.
+Our data modules already do both, so every detector here gets :class:`PreparedBatchTransform`
+instead: it batches, and nothing else, and ``postprocess`` leaves the boxes in batch pixels.
+
+Class indices: the data's labels are ``0..K-1``. Faster R-CNN and SSD reserve index 0 for
+background, RetinaNet and FCOS do not. :func:`head_num_classes` and :class:`Detector` are the one
+place this is handled: the wrapped head sees ``label + offset``, callers see ``0..K-1``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.ssd import SSD, SSDHead
+from torchvision.models.detection.ssdlite import SSDLiteHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
+
+from visionsuite.errors import ConfigError
+
+#: head name → index of the first object class in the head (1 where 0 is background).
+LABEL_OFFSET = {"retinanet": 0, "fcos": 0, "ssd": 1, "ssdlite": 1, "fasterrcnn": 1}
+HEADS = tuple(LABEL_OFFSET)
+
+
+def head_num_classes(name: str, num_classes: int) -> int:
+    """Classes the head of ``name`` is built with for ``num_classes`` object classes in the data."""
+    return num_classes + _offset(name)
+
+
+def _offset(name: str) -> int:
+    if name not in LABEL_OFFSET:
+        raise ConfigError(f"unknown detector {name!r}; choose one of {', '.join(HEADS)}")
+    return LABEL_OFFSET[name]
+
+
+class PreparedBatchTransform(GeneralizedRCNNTransform):
+    """The no-op stand-in for torchvision's resize-and-normalise: batches that are already
+    normalised and of one size pass through untouched, and detections stay in batch pixels."""
+
+    def __init__(self) -> None:
+        super().__init__(min_size=1, max_size=1, image_mean=[0.0], image_std=[1.0])
+
+    def forward(
+        self, images: Tensor | list[Tensor], targets: list[dict[str, Tensor]] | None = None
+    ) -> tuple[ImageList, list[dict[str, Tensor]] | None]:
+        batch = images if isinstance(images, Tensor) else torch.stack(list(images))
+        if batch.ndim != 4:
+            raise ValueError(f"expected images [B, C, H, W], got {tuple(batch.shape)}")
+        size = (int(batch.shape[-2]), int(batch.shape[-1]))
+        return ImageList(batch, [size] * batch.shape[0]), targets
+
+    def postprocess(self, result: list[dict[str, Tensor]], image_shapes: Any, original_image_sizes: Any) -> list:
+        return result
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+@torch.no_grad()
+def probe_features(backbone: nn.Module, image_size: tuple[int, int], in_chans: int) -> OrderedDict[str, Tensor]:
+    """The feature maps of ``backbone`` for one blank image of ``image_size`` (eval mode)."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        feats = backbone(torch.zeros(1, in_chans, *image_size))
+    finally:
+        backbone.train(was_training)
+    if not isinstance(feats, (dict, OrderedDict)) or not hasattr(backbone, "out_channels"):
+        raise ConfigError("a detection backbone must return an ordered dict of features and have .out_channels")
+    return feats
+
+
+def feature_strides(feats: OrderedDict[str, Tensor], image_size: tuple[int, int]) -> list[int]:
+    """The stride of each feature map, from its size relative to the image's."""
+    return [max(1, round(image_size[0] / f.shape[-2])) for f in feats.values()]
+
+
+def build_detector(
+    name: str,
+    backbone: nn.Module,
+    num_classes: int,
+    *,
+    image_size: tuple[int, int],
+    in_chans: int = 3,
+    score_thresh: float = 0.05,
+    nms_thresh: float = 0.5,
+    detections_per_img: int = 100,
+    anchor_scale: float = 4.0,
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
+    **head_kwargs: Any,
+) -> Detector:
+    """A :class:`Detector` of kind ``name`` (one of :data:`HEADS`) on ``backbone``.
+
+    ``image_size`` is the (H, W) of the batches (the data module resizes to it); anchors are
+    ``anchor_scale x stride`` of each level (FCOS: one point per location, sized by its stride;
+    SSD: default boxes of the same scales). ``head_kwargs`` go to the torchvision constructor
+    (e.g. ``rpn_post_nms_top_n_train`` for Faster R-CNN, ``topk_candidates`` for RetinaNet).
+    """
+    offset = _offset(name)
+    classes = num_classes + offset
+    feats = probe_features(backbone, image_size, in_chans)
+    strides = feature_strides(feats, image_size)
+    levels = len(strides)
+    channels = int(backbone.out_channels)
+    sizes = tuple((float(anchor_scale * s),) for s in strides)
+    ratios = (tuple(aspect_ratios),) * levels
+    common = {"min_size": 1, "max_size": 1, "image_mean": [0.0], "image_std": [1.0]}  # replaced below
+    if name == "retinanet":
+        anchors = AnchorGenerator(sizes, ratios)
+        model = RetinaNet(
+            backbone, classes, anchor_generator=anchors,
+            head=RetinaNetHead(channels, anchors.num_anchors_per_location()[0], classes),
+            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
+            **common, **head_kwargs,
+        )  # fmt: skip
+    elif name == "fcos":
+        anchors = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * levels)
+        model = FCOS(
+            backbone, classes, anchor_generator=anchors,
+            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
+            **common, **head_kwargs,
+        )  # fmt: skip
+    elif name in ("ssd", "ssdlite"):
+        scale = [anchor_scale * s / min(image_size) for s in strides]
+        boxes = DefaultBoxGenerator([[2]] * levels, scales=[*scale, scale[-1] * 2])
+        per_loc = boxes.num_anchors_per_location()
+        if name == "ssd":
+            head = SSDHead([channels] * levels, per_loc, classes)
+        else:
+            norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+            head = SSDLiteHead([channels] * levels, per_loc, classes, norm)
+        model = SSD(
+            backbone, boxes, tuple(image_size), classes, image_mean=[0.0], image_std=[1.0], head=head,
+            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img, **head_kwargs,
+        )  # fmt: skip
+    else:  # fasterrcnn
+        model = FasterRCNN(
+            backbone, classes,
+            rpn_anchor_generator=AnchorGenerator(sizes, ratios),
+            box_roi_pool=MultiScaleRoIAlign(featmap_names=list(feats), output_size=7, sampling_ratio=2),
+            box_score_thresh=score_thresh, box_nms_thresh=nms_thresh, box_detections_per_img=detections_per_img,
+            **common, **head_kwargs,
+        )  # fmt: skip
+    model.transform = PreparedBatchTransform()
+    return Detector(model, name, num_classes)
+
+
+class Detector(nn.Module):
+    """A torchvision detector that speaks the data's class indices ``0..K-1``.
+
+    ``forward(images, boxes, labels)`` in training returns the head's named losses; in eval
+    ``forward(images)`` returns per image ``{"boxes", "scores", "labels"}`` in batch pixels.
+    """
+
+    def __init__(self, model: nn.Module, name: str, num_classes: int) -> None:
+        super().__init__()
+        self.model, self.name, self.num_classes = model, name, num_classes
+        self.label_offset = _offset(name)
+
+    def forward(
+        self, images: Tensor, boxes: list[Tensor] | None = None, labels: list[Tensor] | None = None
+    ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        if self.training:
+            if boxes is None or labels is None:
+                raise ValueError("training a detector needs boxes and labels")
+            targets = [{"boxes": b, "labels": lab + self.label_offset} for b, lab in zip(boxes, labels)]
+            return self.model(images, targets)
+        detections = self.model(images)
+        for det in detections:
+            det["labels"] = det["labels"] - self.label_offset
+        return detections
