@@ -9,6 +9,9 @@
   ``efficientnet_lite0`` backbone produces them on timm's keys (``backbones/timm_adapter.py``),
   and they are loaded strictly into smp's features-only timm model (:func:`load_lite0_encoder`).
   Other encoders' ``encoder_weights`` go to smp as given (its downloads need the network).
+
+smp's ``PAN`` is not offered: its feature-pyramid attention pools the stride-32 map down three more
+times and fails on the small inputs (CamVid halved, or crops) this suite trains at.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from visionsuite.errors import ConfigError
 
 #: the names build_smp accepts (smp's class names), each forwarding with the Lite0 encoder.
 SMP_ARCHITECTURES = (
-    "Unet", "UnetPlusPlus", "MAnet", "Linknet", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "PAN", "UPerNet",
+    "Unet", "UnetPlusPlus", "MAnet", "Linknet", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "UPerNet",
 )  # fmt: skip
 LITE0 = "tu-tf_efficientnet_lite0"
 #: layers of the full Lite0 after its last feature stage; smp's features-only model has no place for them.

@@ -30,7 +30,8 @@ class SegNetDecoderStage(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, pooled: PooledFeatures) -> Tensor:
-        x = F.max_unpool2d(x, pooled.indices, 2, 2, output_size=pooled.unpooled_size)
+        size = [int(s) for s in pooled.unpooled_size]  # plain ints: traced shapes are tensors there
+        x = F.max_unpool2d(x, pooled.indices, 2, 2, output_size=size)
         return self.convs(x)
 
 
