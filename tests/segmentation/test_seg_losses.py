@@ -1,0 +1,70 @@
+"""Losses ignore void pixels and equal their formulas on tiny hand-made tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from visionsuite.errors import ConfigError
+from visionsuite.models.segmentation import build_loss
+
+VOID = 255
+#: 3 classes, 1x2x3 image; one void pixel; class 2 absent from the target.
+TARGET = torch.tensor([[[0, 1, 1], [0, VOID, 0]]])
+
+
+def logits() -> torch.Tensor:
+    return torch.randn(1, 3, 2, 3, generator=torch.Generator().manual_seed(1), requires_grad=True)
+
+
+@pytest.mark.parametrize("name", ["ce", "dice", "focal", "ce+dice"])
+def test_void_pixels_get_no_gradient(name: str) -> None:
+    x = logits()
+    build_loss(name, ignore_index=VOID)(x, TARGET).backward()
+    assert torch.all(x.grad[0, :, 1, 1] == 0)
+    assert x.grad[0, :, 0, 0].abs().sum() > 0
+
+
+def test_dice_equals_its_formula() -> None:
+    x = logits()
+    p = x.detach().softmax(1)[0]
+    valid = [(i, j) for i in range(2) for j in range(3) if TARGET[0, i, j] != VOID]
+    dices = []
+    for c in (0, 1):  # the classes present in the target
+        inter = sum(float(p[c, i, j]) for i, j in valid if TARGET[0, i, j] == c)
+        total = sum(float(p[c, i, j]) for i, j in valid) + sum(1 for i, j in valid if TARGET[0, i, j] == c)
+        dices.append((2 * inter + 1) / (total + 1))
+    got = build_loss("dice", ignore_index=VOID)(x, TARGET)
+    assert got.item() == pytest.approx(1 - sum(dices) / 2, rel=1e-5)
+
+
+def test_focal_equals_its_formula_and_reduces_to_weighted_ce() -> None:
+    x = logits()
+    p = x.detach().softmax(1)[0]
+    w = torch.tensor([1.0, 2.0, 3.0])
+    valid = [(i, j) for i in range(2) for j in range(3) if TARGET[0, i, j] != VOID]
+    terms = [(int(TARGET[0, i, j]), float(p[TARGET[0, i, j], i, j])) for i, j in valid]
+    expected = sum(-w[c] * (1 - pt) ** 2 * math.log(pt) for c, pt in terms) / sum(w[c] for c, _ in terms)
+    got = build_loss("focal", ignore_index=VOID, class_weights=w)(x, TARGET)
+    assert got.item() == pytest.approx(float(expected), rel=1e-5)
+    gamma0 = build_loss("focal", ignore_index=VOID, class_weights=w, gamma=0.0)(x, TARGET)
+    torch.testing.assert_close(gamma0, F.cross_entropy(x, TARGET, weight=w, ignore_index=VOID))
+
+
+def test_ce_plus_dice_is_the_sum() -> None:
+    x = logits()
+    ce = build_loss("ce", ignore_index=VOID)(x, TARGET)
+    dice = build_loss("dice", ignore_index=VOID)(x, TARGET)
+    torch.testing.assert_close(build_loss("ce+dice", ignore_index=VOID)(x, TARGET), ce + dice)
+
+
+def test_bad_names_and_options_are_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match="valid: cross_entropy, dice, focal, ce\\+dice"):
+        build_loss("lovasz", ignore_index=VOID)
+    with pytest.raises(ConfigError, match="gama"):
+        build_loss("focal", ignore_index=VOID, gama=2.0)
+    with pytest.raises(ConfigError, match="no class_weights"):
+        build_loss("dice", ignore_index=VOID, class_weights=torch.ones(3))

@@ -1,0 +1,1 @@
+"""Task models built on the backbone library (encoder + decoder + head), one subpackage per task."""

@@ -1,0 +1,97 @@
+"""Segmentation losses on logits [B, C, H, W] and int64 masks [B, H, W], all ignoring void pixels.
+
+``cross_entropy`` (optionally class-weighted, e.g. median-frequency weights), ``dice`` (soft
+multiclass Dice), ``focal`` (Lin et al., 2017, on the softmax like the cross-entropy it reshapes)
+and ``ce+dice``; :func:`build_loss` picks one by name. Written here rather than taken from smp
+because smp's multiclass focal loss is a sum of per-class sigmoid losses, not the softmax one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from visionsuite.errors import ConfigError
+
+
+class DiceLoss(nn.Module):
+    """1 - mean soft Dice over the classes present in the batch's (non-void) targets.
+
+    Per class c: ``(2 Σ p_c t_c + smooth) / (Σ p_c + Σ t_c + smooth)`` over non-void pixels, with
+    p the softmax and t the one-hot target. Classes absent from the targets are left out of the
+    mean (their Dice would only measure false positives, which the present classes already pay for).
+    """
+
+    def __init__(self, *, ignore_index: int = -100, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.ignore_index, self.smooth = ignore_index, smooth
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        num_classes = logits.shape[1]
+        valid = (target != self.ignore_index).unsqueeze(1)  # [B, 1, H, W]
+        probs = logits.softmax(dim=1) * valid
+        onehot = F.one_hot(torch.where(valid.squeeze(1), target, 0), num_classes).permute(0, 3, 1, 2) * valid
+        dims = (0, 2, 3)
+        inter = (probs * onehot).sum(dims)
+        total = probs.sum(dims) + onehot.sum(dims)
+        dice = (2 * inter + self.smooth) / (total + self.smooth)
+        present = onehot.sum(dims) > 0
+        return 1 - dice[present].mean() if present.any() else logits.sum() * 0
+
+
+class FocalLoss(nn.Module):
+    """``-w_t (1 - p_t)^gamma log p_t`` averaged over non-void pixels (gamma 0 = cross-entropy)."""
+
+    def __init__(self, *, ignore_index: int = -100, gamma: float = 2.0, weight: Tensor | None = None) -> None:
+        super().__init__()
+        self.ignore_index, self.gamma = ignore_index, gamma
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
+        loss = (1 - torch.exp(-ce)) ** self.gamma * ce
+        valid = target != self.ignore_index
+        if self.weight is not None:
+            w = self.weight[torch.where(valid, target, 0)] * valid
+            return (loss * w).sum() / w.sum().clamp_min(1e-12)
+        return loss[valid].mean() if valid.any() else logits.sum() * 0
+
+
+class CEDiceLoss(nn.Module):
+    """Cross-entropy + ``dice_weight`` x Dice: CE's per-pixel gradients plus Dice's class balance."""
+
+    def __init__(self, *, ignore_index: int = -100, weight: Tensor | None = None, dice_weight: float = 1.0) -> None:
+        super().__init__()
+        self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
+        self.dice = DiceLoss(ignore_index=ignore_index)
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
+
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {
+    "cross_entropy": lambda ignore_index, weight, **o: nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index, **o),
+    "dice": lambda ignore_index, weight, **o: DiceLoss(ignore_index=ignore_index, **o),
+    "focal": lambda ignore_index, weight, **o: FocalLoss(ignore_index=ignore_index, weight=weight, **o),
+    "ce+dice": lambda ignore_index, weight, **o: CEDiceLoss(ignore_index=ignore_index, weight=weight, **o),
+}
+
+
+def build_loss(name: str, *, ignore_index: int, class_weights: Tensor | None = None, **options: float) -> nn.Module:
+    """The loss ``name`` (``cross_entropy``/``ce``, ``dice``, ``focal``, ``ce+dice``) ignoring ``ignore_index``.
+
+    ``class_weights`` weigh the cross-entropy and focal terms; Dice is class-balanced already.
+    """
+    key = "cross_entropy" if name == "ce" else name
+    if key not in LOSSES:
+        raise ConfigError(f"Unknown segmentation loss {name!r}; valid: {', '.join(LOSSES)} (or 'ce')")
+    if class_weights is not None and key == "dice":
+        raise ConfigError("the dice loss takes no class_weights (use ce+dice or focal to weight classes)")
+    try:
+        return LOSSES[key](ignore_index, class_weights, **options)
+    except TypeError as err:
+        raise ConfigError(f"loss {name!r}: {err}") from None

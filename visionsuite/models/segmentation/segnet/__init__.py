@@ -1,0 +1,3 @@
+from visionsuite.models.segmentation.segnet.model import SegNet
+
+__all__ = ["SegNet"]
