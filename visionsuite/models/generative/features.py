@@ -8,7 +8,8 @@ comparable with one computed in another's.
   downloaded, so the file must be given: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``
   (the asset of its v0.2.0 release, the one torchmetrics uses). Name: ``inception``.
 * :class:`ClassifierFeatures`: the pre-logits features of a visionsuite classifier trained on the
-  same dataset (e.g. LeNet-5 on Fashion-MNIST, 84-d). Name: e.g. ``lenet5_fmnist``.
+  same dataset (e.g. LeNet-5 on Fashion-MNIST, 84-d). Name: ``<backbone>_<dataset it learnt>``,
+  e.g. ``lenet5_fmnist``, given by whoever builds it.
 """
 
 from __future__ import annotations

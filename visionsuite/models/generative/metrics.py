@@ -1,8 +1,9 @@
 """The numbers that judge generative models.
 
 * Samples: FID (Heusel et al., 2017) and KID (Bińkowski et al., 2018) through torchmetrics, in the
-  feature space of a named extractor (:mod:`.features`). Keys always carry the extractor's name and
-  the dataset, ``fid_<extractor>_<dataset>`` / ``kid_<extractor>_<dataset>`` (never "fid" alone).
+  feature space of a named extractor (:mod:`.features`). Keys always carry the extractor's name,
+  ``fid_<extractor>`` / ``kid_<extractor>`` (never "fid" alone): ``fid_inception`` for the standard
+  network, ``fid_lenet5_fmnist`` for a LeNet-5 trained on Fashion-MNIST.
 * Reconstructions: MSE and PSNR on [0, 1] pixels.
 """
 
@@ -16,20 +17,20 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.regression import MeanSquaredError
 
 
-def sample_metric_names(extractor_name: str, dataset: str) -> tuple[str, str]:
-    """The (FID, KID) keys for an extractor on a dataset, e.g. ``fid_lenet5_fmnist``."""
-    suffix = f"{extractor_name}_{dataset}".replace("/", "_")
+def sample_metric_names(extractor_name: str) -> tuple[str, str]:
+    """The (FID, KID) keys for an extractor, e.g. ``fid_lenet5_fmnist``."""
+    suffix = extractor_name.replace("/", "_")
     return f"fid_{suffix}", f"kid_{suffix}"
 
 
 def build_sample_metrics(
-    extractor: nn.Module, dataset: str, *, kid_subset_size: int = 1000, kid_subsets: int = 100
+    extractor: nn.Module, *, kid_subset_size: int = 1000, kid_subsets: int = 100
 ) -> dict[str, Metric]:
     """FID and KID metric objects sharing ``extractor`` (which has ``name`` and ``num_features``),
     keyed by :func:`sample_metric_names`. Feed both with ``update(images01, real=bool)``; real
     statistics are kept across ``reset`` (``reset_real_features=False``), so the real set is fed once.
     KID needs at least ``kid_subset_size`` images of each kind."""
-    fid_key, kid_key = sample_metric_names(extractor.name, dataset)
+    fid_key, kid_key = sample_metric_names(extractor.name)
     fid = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
     kid = KernelInceptionDistance(
         feature=extractor, subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False

@@ -57,7 +57,7 @@ def manifold_grid(decode: Decode, n: int = 20, *, device: torch.device | str = "
 
 
 def latent_scatter(
-    z: Tensor, labels: Tensor, class_names: Sequence[str] | None = None, *, size: float = 6.0, dpi: int = 100
+    z: Tensor, labels: Tensor, class_names: Sequence[str] | None = None, *, size: float = 6.0, dpi: int = 100, alpha: float = 0.7
 ) -> Tensor:
     """Scatter of 2-D latent means coloured by class (Kingma & Welling's latent picture), as uint8 [3, H, W]."""
     import matplotlib
@@ -74,7 +74,7 @@ def latent_scatter(
     for c in np.unique(classes):
         mask = classes == c
         label = class_names[int(c)] if class_names is not None else str(int(c))
-        ax.scatter(points[mask, 0], points[mask, 1], s=4, color=cmap(int(c) % 10), label=label, alpha=0.7)
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, color=cmap(int(c) % 10), label=label, alpha=alpha)
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
     ax.legend(markerscale=4, fontsize="small", loc="best")
