@@ -131,7 +131,8 @@ def test_predict_dir_yields_paths_and_eval_normalised_tensors(tmp_path, cifar_tr
     images = torch.cat([b[0] for b in batches])
     assert images.dtype == torch.uint8 and images.shape == (3, 3, 24, 24)
     assert torch.equal(images[1], torch.from_numpy(load_image(pred / "b.jpg", 3, (24, 24))))
-    x, ps = dm.on_after_batch_transfer(batches[0], 0)
+    out = dm.on_after_batch_transfer(batches[0], 0)
+    x, ps = out["image"], out["path"]
     assert ps == paths[:2] and x.dtype == torch.float32
     assert torch.equal(x, dm.transform_batch(batches[0][0], train=False))
     assert not (tmp_path / "data").exists()  # predicting needs no training cache
@@ -143,7 +144,7 @@ class _Classifier(L.LightningModule):
         self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
 
     def predict_step(self, batch, _):
-        x, paths = batch
+        x, paths = batch["image"], batch["path"]
         return {"paths": list(paths), "pred": self.net(x).argmax(1), "mean": x.mean()}
 
 

@@ -83,11 +83,12 @@ def test_loader_yields_uint8_batches_and_normalises_on_transfer(fmnist: FashionM
     batch = next(iter(fmnist.train_dataloader()))
     images, labels = batch
     assert images.dtype == torch.uint8 and images.shape == (128, 1, 28, 28) and labels.shape == (128,)
-    x, y = fmnist.on_after_batch_transfer(batch, 0)  # trainer is None → eval transform
+    out = fmnist.on_after_batch_transfer(batch, 0)  # trainer is None → eval transform
+    x, y = out["image"], out["label"]
     assert x.dtype == torch.float32 and y is labels
     assert torch.allclose(x, (images.float() / 255 - 0.2860) / 0.3530)
     big = next(iter(DataLoader(fmnist.train_set, batch_size=None, sampler=[list(range(4096))])))
-    z, _ = fmnist.on_after_batch_transfer(big, 0)
+    z = fmnist.on_after_batch_transfer(big, 0)["image"]
     assert abs(z.mean().item()) < 0.05 and abs(z.std().item() - 1) < 0.05
     assert len(fmnist.val_dataloader()) == 5_000 // 128 + 1
 
@@ -107,12 +108,12 @@ def test_augments_only_while_training(data_root, mirror) -> None:
     batch = next(iter(dm.val_dataloader()))
     eval_x = dm.transform_batch(batch[0], train=False)
     dm.trainer = SimpleNamespace(training=False)
-    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[0], eval_x)
+    assert torch.equal(dm.on_after_batch_transfer(batch, 0)["image"], eval_x)
     dm.trainer = SimpleNamespace(training=True)
-    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], eval_x)
+    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)["image"], eval_x)
     no_aug = FashionMNISTDataModule(data_dir=str(data_root), crop_padding=4, hflip=True, augment=False)
     no_aug.trainer = SimpleNamespace(training=True)
-    assert torch.equal(no_aug.on_after_batch_transfer(batch, 0)[0], eval_x)
+    assert torch.equal(no_aug.on_after_batch_transfer(batch, 0)["image"], eval_x)
 
 
 class _Tiny(L.LightningModule):
@@ -121,12 +122,12 @@ class _Tiny(L.LightningModule):
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
 
     def training_step(self, batch, _):
-        x, y = batch
+        x, y = batch["image"], batch["label"]
         assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
         return nn.functional.cross_entropy(self.net(x), y)
 
     def validation_step(self, batch, _):
-        x, y = batch
+        x = batch["image"]
         assert x.dtype == torch.float32
 
     def configure_optimizers(self):

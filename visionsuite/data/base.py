@@ -255,4 +255,5 @@ class TensorClassificationDataModule(L.LightningDataModule):
         """Runs on the batch's device; augments only while the trainer is training."""
         images, targets = batch
         training = self.trainer is not None and bool(self.trainer.training)
-        return self.transform_batch(images, train=training), targets
+        x = self.transform_batch(images, train=training)
+        return {"image": x, "label": targets} if isinstance(targets, Tensor) else {"image": x, "path": list(targets)}
