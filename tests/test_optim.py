@@ -79,3 +79,38 @@ def test_plateau_monitors_the_task_metric() -> None:
     opt = build_optimizer("adam", _model().parameters(), lr=1e-3)
     cfg = build_scheduler("plateau", opt, max_epochs=1, total_steps=1, monitor="val/acc", mode="max")
     assert cfg["monitor"] == "val/acc" and cfg["scheduler"].mode == "max"
+
+
+def test_a_stage_unfrozen_after_the_optimizer_was_built_trains() -> None:
+    """Frozen parameters are in the optimiser but not updated; once unfrozen, a step moves them."""
+    from visionsuite.backbones import create_backbone
+
+    torch.manual_seed(0)
+    model = create_backbone("lenet5", num_classes=10, in_chans=1)
+    model.freeze()  # every stage but the head
+    opt = build_optimizer("adam", param_groups(model, 0.0, no_decay_norm_and_bias=False), lr=1e-2)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+
+    def step() -> dict[str, torch.Tensor]:
+        before = {k: v.detach().clone() for k, v in model.named_parameters()}
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        return {k for k, v in model.named_parameters() if not torch.equal(before[k], v)}
+
+    changed = step()
+    assert changed and all(k.startswith("head.") for k in changed)  # frozen: no gradient, no update
+    model.unfreeze()
+    changed = step()
+    assert any(k.startswith("stages.stage1.") for k in changed), changed
+
+
+def test_param_groups_carry_their_own_learning_rate() -> None:
+    """Discriminative fine-tuning: a lower learning rate for the backbone than for the head."""
+    model = _model()
+    groups = param_groups(model[:2], 1e-4, no_decay_norm_and_bias=True, lr=1e-4) + param_groups(
+        model[2], 1e-4, no_decay_norm_and_bias=False
+    )
+    opt = build_optimizer("adamw", groups, lr=1e-2, betas=(0.5, 0.99))
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-4, 1e-2]
+    assert all(g["betas"] == (0.5, 0.99) for g in opt.param_groups)

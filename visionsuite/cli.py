@@ -214,13 +214,19 @@ def _quiet_lightning() -> None:
 
 
 def _print_result(results: list[dict[str, float]], model: Any, ckpt: str | None) -> None:
-    """One closing line with the headline test metric, for humans and for ``make train``."""
+    """One closing line with the headline test metric in its own unit, for humans and ``make train``.
+
+    The task names the metric (``headline_key()``: by default the test twin of ``monitor``) and
+    its format (``headline_format``: ``"{:.2%}"`` for an accuracy, ``"{:.2f} nats"`` for a loss).
+    """
     if not results:
         return
-    key = "test/" + model.monitor.split("/", 1)[-1]
-    if key in results[0]:
-        which = "best-validation checkpoint" if ckpt == "best" else "final weights"
-        print(f"Test {key.split('/', 1)[1]} ({which}): {results[0][key]:.2%}")
+    key = model.headline_key()
+    if key is None or key not in results[0]:
+        return
+    which = "best-validation checkpoint" if ckpt == "best" else "final weights"
+    value = model.headline_format.format(results[0][key])
+    print(f"Test {key.split('/', 1)[-1]} ({which}): {value}")
 
 
 def condense_parser_error(message: str) -> str:

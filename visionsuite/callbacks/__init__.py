@@ -2,14 +2,14 @@
 
 from visionsuite.callbacks.checkpointing import checkpoint_callbacks
 from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
-from visionsuite.callbacks.images import ClassificationImageLogger
+from visionsuite.callbacks.images import FigureLogger
 from visionsuite.callbacks.metrics_file import MetricsFileWriter
 from visionsuite.callbacks.prediction_writer import PredictionCSVWriter
 
 __all__ = [
-    "ClassificationImageLogger",
     "DivergenceError",
     "DivergenceGuard",
+    "FigureLogger",
     "MetricsFileWriter",
     "PredictionCSVWriter",
     "checkpoint_callbacks",

@@ -1,28 +1,62 @@
 """The one base class every task module derives from.
 
 A task owns what is specific to it – its networks (:meth:`configure_models`), losses
-(:meth:`configure_losses`) and metrics (:meth:`configure_metrics`) – and inherits the rest:
-optimiser and schedule by name, checkpointing of the best validation score plus a periodic
-``last.ckpt`` for resuming a killed run, and hyperparameter saving.
+(:meth:`configure_losses`), metrics (:meth:`configure_metrics`, declared once), one per-batch
+method (:meth:`shared_step`) and the pictures it wants (:meth:`figures`) – and inherits the rest:
+the metric loop of every stage (update per batch; compute, log and reset per epoch; loss means),
+the training loss logged at the steps the loggers write, the data/model agreement check, the
+optimiser and schedule factory, checkpointing, and hyperparameter saving.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lightning.pytorch import Callback, LightningModule
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torchmetrics import MeanMetric, MetricCollection
+
 from visionsuite.callbacks import DivergenceGuard, MetricsFileWriter, checkpoint_callbacks
+from visionsuite.errors import ConfigError
 from visionsuite.tasks.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, param_groups
+
+#: the stages whose metrics the base keeps; also the prefixes of their logged keys.
+STAGES = ("train", "val", "test")
+
+
+class StepOutput(NamedTuple):
+    """What :meth:`BaseTask.shared_step` returns for one batch.
+
+    ``preds``/``target`` go to the stage's metrics as ``update(preds, target)`` (tensors for
+    classification and segmentation, lists of dicts for detection); ``None`` skips the update
+    (a detector in training mode has losses only). ``loss`` is ``None`` where there is none (a
+    detector in eval mode). ``terms`` are named parts of the loss (a VAE's KL and reconstruction,
+    a detector's box and class losses), logged beside it as ``<stage>/<name>``.
+    """
+
+    loss: Tensor | None
+    preds: Any = None
+    target: Any = None
+    terms: dict[str, Tensor] | None = None
 
 
 class BaseTask(LightningModule, ABC):
-    """Shared optimisation and checkpointing; subclasses set ``monitor``/``mode`` for model selection."""
+    """Shared metric loop, optimisation and checkpointing.
+
+    Subclasses set ``monitor``/``mode`` for model selection, and ``headline_format`` for the
+    closing line of ``fit`` (``"{:.2%}"`` for an accuracy, ``"{:.2f} nats"`` for a VAE's loss).
+    """
 
     #: metric that selects the best checkpoint (hold-out model selection), and its direction.
     monitor: str | None = "val/loss"  # None: keep only last.ckpt
     mode: str = "min"
+    #: the test metric the closing line prints (default: the test twin of ``monitor``), and how.
+    headline_metric: str | None = None
+    headline_format: str = "{:.4f}"
 
     def __init__(
         self,
@@ -31,6 +65,7 @@ class BaseTask(LightningModule, ABC):
         lr: float = 0.01,
         momentum: float = 0.9,
         nesterov: bool = False,
+        betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
         no_decay_norm_and_bias: bool = False,
         scheduler: SchedulerName = "none",
@@ -42,10 +77,12 @@ class BaseTask(LightningModule, ABC):
     ) -> None:
         """
         Args:
-            optimizer: sgd (with ``momentum``/``nesterov``), adam, adamw, rmsprop or adagrad.
+            optimizer: sgd (with ``momentum``/``nesterov``), adam, adamw (with ``betas``),
+                rmsprop or adagrad.
             lr: initial (for onecycle: peak) learning rate.
             momentum: SGD/RMSprop momentum.
             nesterov: Nesterov momentum for SGD.
+            betas: Adam/AdamW moment coefficients (β1, β2); DCGAN uses (0.5, 0.999), WGAN-GP (0, 0.9).
             weight_decay: L2 coefficient λ as PyTorch applies it (gradient += λθ, i.e. a
                 penalty (λ/2)‖θ‖²).
             no_decay_norm_and_bias: exempt biases and normalisation weights from weight decay.
@@ -62,7 +99,17 @@ class BaseTask(LightningModule, ABC):
         self.save_hyperparameters()
         self.configure_models()
         self.configure_losses()
-        self.configure_metrics()
+        template = self.configure_metrics()
+        self.train_metrics = self.stage_metrics("train", template)
+        self.val_metrics = self.stage_metrics("val", template)
+        self.test_metrics = self.stage_metrics("test", template)
+        #: loss means per stage and term (``val_loss``, ``test_kl``), created at their first batch.
+        self.loss_means = nn.ModuleDict()
+        #: per stage, everything the metrics computed at the last epoch end, non-scalars included
+        #: (a confusion matrix, per-class IoU): what :meth:`figures` and tables draw from.
+        self.stage_results: dict[str, dict[str, Tensor]] = {}
+        #: per stage, the first evaluation batch and its :class:`StepOutput` (for sample pictures).
+        self.first_batches: dict[str, tuple[Any, StepOutput]] = {}
 
     # -- what each task fills --------------------------------------------------------------
     @abstractmethod
@@ -72,28 +119,180 @@ class BaseTask(LightningModule, ABC):
     def configure_losses(self) -> None:
         """Create the loss modules."""
 
-    def configure_metrics(self) -> None:
-        """Create the torchmetrics collections (one per stage, so their states never mix)."""
+    def configure_metrics(self) -> MetricCollection | None:
+        """The task's metrics, declared once; :meth:`stage_metrics` clones them per stage."""
+        return None
 
-    # -- shared ----------------------------------------------------------------------------
-    def configure_optimizers(self) -> Any:
+    def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
+        """This stage's own copy of the template, its keys prefixed ``<stage>/`` (states never mix).
+
+        Override to keep the training step cheap (fewer metrics, ``validate_args=False``, or
+        ``None``: no training metrics) or to add test-only ones (a confusion matrix).
+        """
+        return None if template is None else template.clone(prefix=f"{stage}/")
+
+    @abstractmethod
+    def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
+        """Loss, predictions and targets of one batch (``batch``: ``image``, ``label``/``mask``/…)."""
+
+    def update_metrics(self, metrics: MetricCollection, out: StepOutput, batch: dict[str, Any]) -> None:
+        """Feed one batch to the stage's metrics; override for metrics with another signature
+        (FID's ``update(images, real=…)``)."""
+        if out.preds is not None:
+            metrics.update(out.preds, out.target)
+
+    def figures(self, stage: str) -> dict[str, Any]:
+        """Pictures to log after ``stage`` (``val``/``test``): ``{key: matplotlib Figure | image
+        tensor [C, H, W] in [0, 1]}``. Drawn on rank 0 only, so build any data that needs a
+        collective (a metric's compute) in the epoch-end hooks, e.g. from :attr:`stage_results`."""
+        return {}
+
+    def expected_data_classes(self) -> int | None:
+        """How many classes the data must have for this model (``None``: no check). A detector
+        whose ``num_classes`` counts the background returns ``num_classes - 1``."""
+        return self.hparams.get("num_classes")
+
+    def expected_data_channels(self) -> int | None:
+        """How many image channels the data must have (``None``: no check)."""
+        return self.hparams.get("in_chans")
+
+    def headline_key(self) -> str | None:
+        """The test metric the closing line of ``fit`` prints: ``headline_metric``, else the test
+        twin of ``monitor`` (``val/acc`` → ``test/acc``); ``None``: no closing line."""
+        if self.headline_metric is not None:
+            return self.headline_metric
+        return None if self.monitor is None else "test/" + self.monitor.split("/", 1)[-1]
+
+    # -- data/model agreement ------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Refuse data whose class or channel count disagrees with the model, in one line."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data_classes = getattr(datamodule, "num_classes", None)
+        classes = self.expected_data_classes()
+        if None not in (data_classes, classes) and stage != "predict" and data_classes != classes:
+            n = self.hparams.num_classes  # may count a background class the data does not have
+            raise ConfigError(
+                f"model.num_classes={n} but the data has {data_classes} classes; "
+                f"set model.init_args.num_classes: {data_classes + n - classes}"
+            )
+        data_chans = getattr(datamodule, "in_chans", None)
+        chans = self.expected_data_channels()
+        if None not in (data_chans, chans) and data_chans != chans:
+            raise ConfigError(
+                f"model.in_chans={chans} but the data has {data_chans} channels; "
+                f"set model.init_args.in_chans: {data_chans}"
+            )
+
+    # -- the loop ------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        out = self.shared_step(batch, "train")
+        if self.train_metrics is not None:
+            self.update_metrics(self.train_metrics, out, batch)
+        if out.loss is not None:
+            self.log_train_step({"loss": out.loss, **(out.terms or {})}, batch)
+        return out.loss
+
+    def log_train_step(self, values: dict[str, Tensor], batch: dict[str, Any]) -> None:
+        """Log ``train/<name>`` only at the steps the loggers write (``log_every_n_steps``), so the
+        value written at step k is the one computed at step k, and no other step pays for it."""
+        connector = self.trainer._logger_connector
+        if not (connector.should_update_logs or self.trainer.fast_dev_run):
+            return
+        size = self.batch_size(batch)
+        for name, value in values.items():
+            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=size, sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> StepOutput:
+        return self._evaluation_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> StepOutput:
+        return self._evaluation_step(batch, batch_idx, "test")
+
+    def _evaluation_step(self, batch: dict[str, Any], batch_idx: int, stage: str) -> StepOutput:
+        out = self.shared_step(batch, stage)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        if metrics is not None:
+            self.update_metrics(metrics, out, batch)
+        size = self.batch_size(batch)
+        if out.loss is not None:
+            self._loss_mean(stage, "loss", out.loss).update(out.loss, weight=size)
+        for name, value in (out.terms or {}).items():
+            self._loss_mean(stage, name, value).update(value, weight=size)
+        if batch_idx == 0:
+            self.first_batches[stage] = (batch, out)
+        return out
+
+    def batch_size(self, batch: dict[str, Any]) -> int:
+        """Images in ``batch``: the weight of its loss in the epoch mean."""
+        return len(batch["image"])
+
+    def _loss_mean(self, stage: str, name: str, like: Tensor) -> MeanMetric:
+        key = f"{stage}_{name}"
+        if key not in self.loss_means:
+            self.loss_means[key] = MeanMetric().to(like.device)
+        return self.loss_means[key]  # type: ignore[return-value]
+
+    def on_train_epoch_end(self) -> None:
+        self._end_epoch("train", self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_epoch("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._end_epoch("test", self.test_metrics)
+
+    def _end_epoch(self, stage: str, metrics: MetricCollection | None) -> None:
+        """Compute, log (scalars) and reset the stage's metrics and loss means."""
+        results: dict[str, Tensor] = {}
+        if metrics is not None and any(m.update_count for m in metrics.values()):
+            results.update(metrics.compute())
+            metrics.reset()
+        for key, mean in self.loss_means.items():
+            if key.startswith(f"{stage}_") and mean.update_count:
+                results[f"{stage}/{key[len(stage) + 1:]}"] = mean.compute()
+                mean.reset()
+        self.stage_results[stage] = results
+        scalars = {k: v for k, v in results.items() if v.numel() == 1}
+        if scalars:
+            self.log_dict(scalars, prog_bar=stage == "val")
+
+    # -- optimisation ----------------------------------------------------------------------
+    def make_optimizer(self, params: nn.Module | Iterable[Any], **overrides: Any) -> Optimizer:
+        """The configured optimiser over ``params``, callable more than once.
+
+        ``params``: a module (its parameter groups, with the weight-decay exemptions), or
+        parameters / parameter groups (groups may carry their own ``lr``, see
+        :func:`~visionsuite.tasks.optim.param_groups`). ``overrides`` replace config values for
+        this optimiser only: a GAN builds ``make_optimizer(self.generator)`` and
+        ``make_optimizer(self.discriminator, lr=…, betas=(0.5, 0.999))``.
+        """
+        hp = {k: self.hparams[k] for k in ("optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay")}
+        hp.update(overrides)
+        if isinstance(params, nn.Module):
+            params = param_groups(params, hp["weight_decay"], no_decay_norm_and_bias=self.hparams.no_decay_norm_and_bias)
+        name = hp.pop("optimizer")
+        return build_optimizer(name, params, **hp)
+
+    def make_scheduler(self, optimizer: Optimizer, name: str | None = None, **overrides: Any) -> dict[str, Any] | None:
+        """The configured schedule (or ``name``'s) for ``optimizer``: a Lightning ``lr_scheduler``
+        dict, or ``None``; ``overrides`` replace config values (``milestones``, ``gamma``, …)."""
         hp = self.hparams
-        groups = param_groups(self, hp.weight_decay, no_decay_norm_and_bias=hp.no_decay_norm_and_bias)
-        optimizer = build_optimizer(
-            hp.optimizer, groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
-        )
-        scheduler = build_scheduler(
-            hp.scheduler,
-            optimizer,
-            max_epochs=self.trainer.max_epochs or 1,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            milestones=hp.milestones or [],
-            gamma=hp.gamma,
-            monitor=self.monitor,
-            mode=self.mode,
-            patience=hp.patience,
-            warmup_pct=hp.warmup_pct,
-        )
+        options: dict[str, Any] = {
+            "max_epochs": self.trainer.max_epochs or 1,
+            "total_steps": int(self.trainer.estimated_stepping_batches),
+            "milestones": hp.milestones or [],
+            "gamma": hp.gamma,
+            "monitor": self.monitor or "val/loss",
+            "mode": self.mode,
+            "patience": hp.patience,
+            "warmup_pct": hp.warmup_pct,
+        }
+        options.update(overrides)
+        return build_scheduler(name or hp.scheduler, optimizer, **options)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer(self)
+        scheduler = self.make_scheduler(optimizer)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -6,15 +6,14 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from lightning.pytorch import Callback
 
 from visionsuite.backbones import create_backbone
-from visionsuite.callbacks import ClassificationImageLogger, PredictionCSVWriter
-from visionsuite.errors import ConfigError
-from visionsuite.tasks.base import BaseTask
+from visionsuite.callbacks import FigureLogger, PredictionCSVWriter
+from visionsuite.tasks.base import BaseTask, StepOutput
 
 
 class ClassificationTask(BaseTask):
@@ -22,6 +21,7 @@ class ClassificationTask(BaseTask):
 
     monitor = "val/acc"
     mode = "max"
+    headline_format = "{:.2%}"
 
     def __init__(
         self,
@@ -68,49 +68,31 @@ class ClassificationTask(BaseTask):
     def configure_losses(self) -> None:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
 
-    def configure_metrics(self) -> None:
+    def configure_metrics(self) -> MetricCollection:
         n = self.hparams.num_classes
-        metrics = MetricCollection(
+        return MetricCollection(
             {
                 "acc": MulticlassAccuracy(n, average="micro"),
                 "acc_top5": MulticlassAccuracy(n, top_k=min(5, n), average="micro"),
             }
         )
-        # training accuracy is updated on every step: top-1 only, without input validation (the
-        # validation alone costs more than the update on small models; val/test keep it).
-        self.train_metrics = MetricCollection(
-            {"acc": MulticlassAccuracy(n, average="micro", validate_args=False)}, prefix="train/"
-        )
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
-        self.test_confusion = MulticlassConfusionMatrix(n)
-        #: filled at the end of ``test`` (on every rank: computing syncs them) for the image logger.
-        self.confusion_matrix: Tensor | None = None
-        self.sample_batch: dict[str, Tensor] | None = None
 
-    def setup(self, stage: str) -> None:
-        """Refuse data whose class or channel count disagrees with the model, in one line."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        data_classes = getattr(datamodule, "num_classes", None)
-        if data_classes is not None and stage != "predict" and data_classes != self.hparams.num_classes:
-            raise ConfigError(
-                f"model.num_classes={self.hparams.num_classes} but the data has {data_classes} classes; "
-                f"set model.init_args.num_classes: {data_classes}"
-            )
-        data_chans = getattr(datamodule, "in_chans", None)
-        if data_chans is not None and data_chans != self.hparams.in_chans:
-            raise ConfigError(
-                f"model.in_chans={self.hparams.in_chans} but the data has {data_chans} channels; "
-                f"set model.init_args.in_chans: {data_chans}"
-            )
+    def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
+        n = self.hparams.num_classes
+        if stage == "train":
+            # updated on every step: top-1 only, without input validation (the validation alone
+            # costs more than the update on small models; val/test keep it).
+            return MetricCollection({"acc": MulticlassAccuracy(n, average="micro", validate_args=False)}, prefix="train/")
+        metrics = super().stage_metrics(stage, template)
+        if stage == "test" and metrics is not None:  # drawn by figures("test"), not logged (not a scalar)
+            metrics.add_metrics({"confusion_matrix": MulticlassConfusionMatrix(n)})
+        return metrics
 
     def default_callbacks(self) -> list[Callback]:
         # only what the running stage uses: every callback costs a few µs per hook per step
         extras: list[Callback] = []
         if self.trainer.testing:
-            extras.append(ClassificationImageLogger())
+            extras.append(FigureLogger())
         if self.trainer.predicting:
             extras.append(PredictionCSVWriter())
         return [*super().default_callbacks(), *extras]
@@ -120,56 +102,37 @@ class ClassificationTask(BaseTask):
         out = self.model(x)
         return out[0] if isinstance(out, tuple) else out
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
         x, y = batch["image"], batch["label"]
         out = self.model(x)
-        if isinstance(out, tuple):  # main logits + auxiliary classifiers (GoogLeNet)
+        if isinstance(out, tuple):  # main logits + auxiliary classifiers (GoogLeNet, training only)
             logits, aux = out[0], out[1:]
             loss = self.criterion(logits, y) + self.hparams.aux_loss_weight * sum(self.criterion(a, y) for a in aux)
         else:
             logits = out
             loss = self.criterion(logits, y)
-        self.train_metrics.update(logits.detach(), y)
-        if self.global_step % self.trainer.log_every_n_steps == 0:  # logging every step costs ~35% on small nets
-            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(y), sync_dist=True)
-        return loss
+        return StepOutput(loss, logits.detach(), y)
 
-    def on_train_epoch_end(self) -> None:
-        self.log_dict(self.train_metrics.compute())
-        self.train_metrics.reset()
+    def figures(self, stage: str) -> dict[str, Any]:
+        """After test: a grid of the first test images with ``pred (truth)``, and the confusion matrix."""
+        if stage != "test":
+            return {}
+        from visionsuite import figures  # matplotlib only when drawing
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x, y = batch["image"], batch["label"]
-        logits = self(x)
-        self.val_loss.update(self.criterion(logits, y), weight=len(y))
-        self.val_metrics.update(logits, y)
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict({**self.val_metrics.compute(), "val/loss": self.val_loss.compute()}, prog_bar=True)
-        self.val_metrics.reset()
-        self.val_loss.reset()
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        x, y = batch["image"], batch["label"]
-        logits = self(x)
-        self.test_loss.update(self.criterion(logits, y), weight=len(y))
-        self.test_metrics.update(logits, y)
-        self.test_confusion.update(logits, y)
-        if batch_idx == 0:
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        names = list(getattr(dm, "class_names", None) or range(self.hparams.num_classes))
+        pictures: dict[str, Any] = {}
+        if "test" in self.first_batches:
+            batch, out = self.first_batches["test"]
             k = self.hparams.num_sample_images
-            self.sample_batch = {"images": x[:k].detach(), "labels": y[:k], "preds": logits[:k].argmax(1)}
-
-    def on_test_epoch_start(self) -> None:
-        self.test_confusion.reset()
-
-    def on_test_epoch_end(self) -> None:
-        self.confusion_matrix = self.test_confusion.compute().cpu()
-        self.log_dict({**self.test_metrics.compute(), "test/loss": self.test_loss.compute()})
-        self.test_metrics.reset()
-        self.test_loss.reset()
+            images = figures.denormalize(batch["image"][:k], getattr(dm, "mean", None), getattr(dm, "std", None))
+            pictures["test/samples"] = figures.sample_grid(images, batch["label"][:k], out.preds[:k].argmax(1), names)
+        confusion = self.stage_results.get("test", {}).get("test/confusion_matrix")
+        if confusion is not None:
+            pictures["test/confusion_matrix"] = figures.confusion_figure(confusion.cpu(), names)
+        return pictures
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        x, paths = batch["image"], batch["path"]
-        probs = torch.softmax(self(x), dim=1)
+        probs = torch.softmax(self(batch["image"]), dim=1)
         prob, pred = probs.max(dim=1)
-        return {"paths": list(paths), "pred": pred.cpu(), "prob": prob.cpu()}
+        return {"paths": list(batch["path"]), "pred": pred.cpu(), "prob": prob.cpu()}

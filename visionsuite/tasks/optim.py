@@ -17,14 +17,23 @@ OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
 SchedulerName = Literal["none", "multistep", "cosine", "onecycle", "plateau"]
 
 
-def param_groups(model: nn.Module, weight_decay: float, *, no_decay_norm_and_bias: bool) -> list[dict[str, Any]]:
-    """Trainable parameters, optionally exempting biases and norm weights from weight decay."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+def param_groups(
+    model: nn.Module, weight_decay: float, *, no_decay_norm_and_bias: bool, lr: float | None = None
+) -> list[dict[str, Any]]:
+    """All of ``model``'s parameters, optionally exempting biases and norm weights from weight decay.
+
+    Frozen parameters are included on purpose: they have no gradient, so the optimiser skips
+    them until they are unfrozen – a stage unfrozen after the optimiser was built then trains,
+    instead of silently staying out of the optimiser. ``lr`` gives these groups their own
+    learning rate (discriminative fine-tuning: a lower one for the backbone than for the head).
+    """
+    params = list(model.parameters())
+    extra = {} if lr is None else {"lr": lr}
     if not no_decay_norm_and_bias or weight_decay == 0:
-        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
-    decay = [p for _, p in params if p.ndim > 1]
-    other = [p for _, p in params if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+        return [{"params": params, "weight_decay": weight_decay, **extra}]
+    decay = [p for p in params if p.ndim > 1]
+    other = [p for p in params if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay, **extra}, {"params": other, "weight_decay": 0.0, **extra}]
 
 
 def build_optimizer(
@@ -37,7 +46,7 @@ def build_optimizer(
     weight_decay: float = 0.0,
     betas: Sequence[float] = (0.9, 0.999),
 ) -> Optimizer:
-    """One of SGD (momentum, Nesterov), Adam, AdamW, RMSprop, Adagrad."""
+    """One of SGD (momentum, Nesterov), Adam, AdamW (``betas``: DCGAN uses (0.5, 0.999)), RMSprop, Adagrad."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if name == "adam":

@@ -1,0 +1,177 @@
+"""The task base's loop on a real Fashion-MNIST subset: logged metrics equal a hand computation
+from the model's outputs, the training loss is written at the step it was computed, the
+data/model agreement check, the optimiser factory, and the closing line's unit."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+
+from visionsuite.cli import _print_result
+from visionsuite.data import FashionMNISTDataModule
+from visionsuite.errors import ConfigError
+from visionsuite.tasks import ClassificationTask
+
+LOG_EVERY = 3
+
+
+class _LossRecorder(Callback):
+    """The loss each training step computed, in step order."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def _dm(data_root: Path, **kwargs: Any) -> FashionMNISTDataModule:
+    options = {"batch_size": 64, "train_subset": 256, "val_subset": 100, "test_subset": 100, "augment": False}
+    return FashionMNISTDataModule(data_dir=str(data_root), **{**options, **kwargs})
+
+
+def _trainer(root: Path, **kwargs: Any) -> Trainer:
+    options = {"accelerator": "cpu", "num_sanity_val_steps": 0, "enable_progress_bar": False,
+               "enable_model_summary": False, "default_root_dir": str(root), "logger": False}
+    return Trainer(**{**options, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory, data_root: Path, mirror: Path) -> dict[str, Any]:
+    """LeNet-5 fitted for 3 epochs of 4 steps each (shorter than ``log_every_n_steps`` x 2)."""
+    root = tmp_path_factory.mktemp("base")
+    torch.manual_seed(0)
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1, optimizer="adam", lr=3e-3)
+    recorder = _LossRecorder()
+    logger = CSVLogger(str(root), name="csv")
+    trainer = _trainer(root, max_epochs=3, log_every_n_steps=LOG_EVERY, logger=logger, callbacks=[recorder])
+    dm = _dm(data_root)
+    trainer.fit(task, datamodule=dm)
+    return {"task": task, "trainer": trainer, "dm": dm, "losses": recorder.losses, "csv": Path(logger.log_dir)}
+
+
+def _by_hand(task: ClassificationTask, dm: FashionMNISTDataModule, loader: Any) -> dict[str, float]:
+    """Accuracy, top-5 accuracy and the per-image mean cross-entropy from the model's outputs."""
+    task.eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for images, y in loader:
+            logits.append(task(dm.transform_batch(images, train=False)))
+            labels.append(y)
+    out, y = torch.cat(logits), torch.cat(labels)
+    top5 = out.topk(5, dim=1).indices
+    return {
+        "acc": (out.argmax(1) == y).float().mean().item(),
+        "acc_top5": (top5 == y[:, None]).any(1).float().mean().item(),
+        "loss": nn.functional.cross_entropy(out, y).item(),
+        "n": len(y),
+    }
+
+
+def test_logged_test_metrics_equal_a_hand_computation(fitted: dict[str, Any]) -> None:
+    task, dm = fitted["task"], fitted["dm"]
+    result = _trainer(fitted["csv"] / "t").test(task, datamodule=dm, verbose=False)[0]
+    hand = _by_hand(task, dm, dm.test_dataloader())
+    assert hand["n"] == 100  # batches of 64 + 36: the loss mean must weight by batch size
+    assert result["test/acc"] == pytest.approx(hand["acc"], abs=1e-6)
+    assert result["test/acc_top5"] == pytest.approx(hand["acc_top5"], abs=1e-6)
+    assert result["test/loss"] == pytest.approx(hand["loss"], rel=1e-5)
+    confusion = task.stage_results["test"]["test/confusion_matrix"]  # kept for figures, not logged
+    assert "test/confusion_matrix" not in result and int(confusion.sum()) == 100
+    assert int(confusion.diag().sum()) == round(hand["acc"] * 100)
+
+
+def test_each_validation_starts_from_fresh_metric_states(fitted: dict[str, Any], data_root: Path) -> None:
+    """Two validations on different data: the second reports its own data only (states reset)."""
+    task = fitted["task"]
+    trainer = _trainer(fitted["csv"] / "v")
+    trainer.validate(task, datamodule=fitted["dm"], verbose=False)
+    small = _dm(data_root, val_subset=40, batch_size=16)
+    second = trainer.validate(task, datamodule=small, verbose=False)[0]
+    hand = _by_hand(task, small, small.val_dataloader())
+    assert second["val/acc"] == pytest.approx(hand["acc"], abs=1e-6)
+    assert second["val/loss"] == pytest.approx(hand["loss"], rel=1e-5)
+
+
+def test_training_loss_is_written_at_the_step_it_was_computed(fitted: dict[str, Any]) -> None:
+    """12 steps, epochs of 4, log_every_n_steps=3: rows at steps 2, 5, 8, 11, each holding that
+    step's loss (logging when ``global_step % N == 0`` wrote step 0's loss as step 2, and so on)."""
+    losses = fitted["losses"]
+    assert len(losses) == 12 and len(set(losses)) == 12
+    rows = list(csv.DictReader((fitted["csv"] / "metrics.csv").open()))
+    logged = {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
+    assert sorted(logged) == [2, 5, 8, 11]
+    for step, value in logged.items():
+        assert value == pytest.approx(losses[step], rel=1e-6), step
+    epochs = [float(r["train/acc"]) for r in rows if r.get("train/acc")]
+    assert len(epochs) == 3  # the epoch-level training accuracy, once per epoch
+
+
+def test_class_count_mismatch_is_one_line_config_error(data_root: Path, mirror: Path, tmp_path: Path) -> None:
+    task = ClassificationTask(backbone="lenet5", num_classes=7, in_chans=1)
+    with pytest.raises(ConfigError, match=r"num_classes=7 but the data has 10 classes.*num_classes: 10") as err:
+        _trainer(tmp_path, fast_dev_run=1).fit(task, datamodule=_dm(data_root))
+    assert "\n" not in str(err.value)
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=3)
+    with pytest.raises(ConfigError, match=r"in_chans=3 but the data has 1 channels"):
+        _trainer(tmp_path, fast_dev_run=1).fit(task, datamodule=_dm(data_root))
+
+
+class _WithBackground(ClassificationTask):
+    """A detector's convention: ``num_classes`` counts a background class the data lacks."""
+
+    def expected_data_classes(self) -> int | None:
+        return self.hparams.num_classes - 1
+
+
+def test_background_class_hook_shifts_the_agreement_check(data_root: Path, mirror: Path) -> None:
+    dm = _dm(data_root)
+    fine = _WithBackground(backbone="lenet5", num_classes=11, in_chans=1)
+    fine._trainer = SimpleNamespace(datamodule=dm)  # setup() reads only the data module
+    fine.setup("fit")
+    wrong = _WithBackground(backbone="lenet5", num_classes=10, in_chans=1)
+    wrong._trainer = SimpleNamespace(datamodule=dm)
+    with pytest.raises(ConfigError, match=r"set model.init_args.num_classes: 11"):
+        wrong.setup("fit")
+
+
+def test_optimizer_factory_called_twice_gives_two_optimizers_with_their_betas() -> None:
+    """A GAN's two optimisers: one from the config's betas, one overridden (DCGAN's β1 = 0.5)."""
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1, optimizer="adam", lr=2e-4,
+                              betas=(0.0, 0.9))
+    features = nn.ModuleList(task.model.stages.values())
+    first = task.make_optimizer(features)
+    second = task.make_optimizer(task.model.head, betas=(0.5, 0.999), lr=1e-3)
+    assert isinstance(first, torch.optim.Adam) and isinstance(second, torch.optim.Adam)
+    assert first.param_groups[0]["betas"] == (0.0, 0.9) and first.param_groups[0]["lr"] == 2e-4
+    assert second.param_groups[0]["betas"] == (0.5, 0.999) and second.param_groups[0]["lr"] == 1e-3
+    ids = [{id(p) for g in o.param_groups for p in g["params"]} for o in (first, second)]
+    assert ids[0].isdisjoint(ids[1]) and ids[1] == {id(p) for p in task.model.head.parameters()}
+
+
+def test_closing_line_prints_the_headline_metric_in_its_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1)
+    _print_result([{"test/acc": 0.896, "test/loss": 0.3}], task, "best")
+    assert capsys.readouterr().out.strip() == "Test acc (best-validation checkpoint): 89.60%"
+
+    class _Vae(ClassificationTask):  # a loss in nats: never a percentage
+        monitor = "val/loss"
+        headline_metric = "test/nelbo"
+        headline_format = "{:.2f} nats"
+
+    _print_result([{"test/nelbo": 87.12, "test/loss": 87.12}], _Vae(num_classes=10, in_chans=1), None)
+    assert capsys.readouterr().out.strip() == "Test nelbo (final weights): 87.12 nats"
+
+    class _Gan(ClassificationTask):  # no monitored metric, no headline: no closing line
+        monitor = None
+
+    _print_result([{"test/acc": 0.5}], _Gan(num_classes=10, in_chans=1), None)
+    assert capsys.readouterr().out == ""
