@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from visionsuite.validation import check_arguments
+
 from . import augment as aug
 from .cache import DecodedSplit, is_valid_cache, load_split, save_split
 from .datasets import TensorImageDataset, batch_loader
@@ -75,6 +77,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        check_arguments(self, self.hparams)
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

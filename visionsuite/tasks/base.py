@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from visionsuite.callbacks import MetricsFileWriter
 from visionsuite.tasks.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, param_groups
+from visionsuite.validation import check_arguments
 
 
 class BaseTask(LightningModule, ABC):
@@ -62,6 +63,7 @@ class BaseTask(LightningModule, ABC):
         """
         super().__init__()
         self.save_hyperparameters()
+        check_arguments(self, self.hparams)
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
