@@ -138,8 +138,17 @@ def test_data_dir_inside_a_file(tmp_path, capsys) -> None:
     assert "cannot write the dataset cache" in line and str(tmp_path / "notes.txt" / "data") in line
 
 
+def test_archive_into_an_unwritable_data_dir(mirror, tmp_path) -> None:
+    """Extracting the mirror's CIFAR-10 archive where no folder can be made: one line, not a traceback."""
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    with pytest.raises(DataWriteError, match="cannot write the files of cifar10-jpeg.tar.gz to") as info:
+        CIFAR10DataModule(data_dir=str(tmp_path / "notes.txt" / "data")).prepare_data()
+    assert "Not a directory" in str(info.value) and "\n" not in str(info.value)
+
+
 def _split() -> DecodedSplit:
-    return DecodedSplit(images=torch.zeros(64, 1, 28, 28, dtype=torch.uint8), labels=torch.zeros(64, dtype=torch.int64), classes=["a"])
+    images, labels = torch.zeros(64, 1, 28, 28, dtype=torch.uint8), torch.zeros(64, dtype=torch.int64)
+    return DecodedSplit(images=images, labels=labels, classes=["a"])
 
 
 def test_full_disk_while_writing_the_cache(tmp_path, monkeypatch) -> None:
