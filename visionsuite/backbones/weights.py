@@ -52,6 +52,14 @@ class WeightsMismatchError(VisionSuiteError, RuntimeError):
     """The file's tensors do not match the model's parameters (names or shapes)."""
 
 
+class WeightsFileError(VisionSuiteError, ValueError):
+    """A weights file that cannot be read: truncated, corrupt, not a weights file, or no state_dict in it."""
+
+
+class WeightsFileNotFoundError(WeightsFileError, FileNotFoundError):
+    """The weights path names no file (a typo, or a file not copied yet)."""
+
+
 class WeightsUnavailableError(VisionSuiteError, RuntimeError):
     """Named (downloadable) weights cannot be fetched, e.g. with no network."""
 
@@ -78,11 +86,14 @@ def safe_load(path: str | os.PathLike[str]) -> StateDict:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Weights file not found: {path}")
+        raise WeightsFileNotFoundError(f"Weights file not found: {path}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj: object = load_file(str(path), device="cpu")
+        try:
+            obj: object = load_file(str(path), device="cpu")
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own untyped errors
+            raise _unreadable(path, err) from err
     else:
         obj = _torch_load(path)
     return strip_uniform_prefix(_unwrap(obj, path))
@@ -92,6 +103,9 @@ def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # "Weights only load failed" = a refused object, except "Unsupported operand" (garbage bytes)
+        if "Weights only load failed" not in str(err) or "Unsupported operand" in str(err):
+            raise _unreadable(path, err) from err
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         detail = f" (it references {found.group(1)})" if found else ""
         raise UnsafeWeightsError(
@@ -99,8 +113,21 @@ def _torch_load(path: Path) -> object:
             "commands when unpickled. Only plain tensors are loaded; re-save the file as a state_dict "
             "(torch.save(model.state_dict(), ...)) or as .safetensors from a source you trust."
         ) from None
-    except RuntimeError as err:
-        raise ValueError(f"{path} is not a PyTorch weights file: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # noqa: BLE001 - a cut file fails as RuntimeError, EOFError, KeyError, ...
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: Path, err: BaseException) -> WeightsFileError:
+    """One line for a file that is not a readable weights file (truncated download, wrong file)."""
+    text = str(err)
+    opcode = re.search(r"Unsupported operand \d+", text)  # torch's verdict on bytes that are no pickle
+    first = opcode.group(0) if opcode else next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = re.split(r"(?<=\.)\s", first)[0][:160].rstrip(".")  # the first sentence is the diagnosis
+    reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    return WeightsFileError(
+        f"{path} ({path.stat().st_size} bytes) is not a readable weights file; it may be truncated or "
+        f"not a PyTorch/safetensors file ({reason}). Download or save it again."
+    )
 
 
 def _unwrap(obj: object, path: Path) -> StateDict:
@@ -114,7 +141,7 @@ def _unwrap(obj: object, path: Path) -> StateDict:
         if inner is None:
             break
         obj = inner
-    raise ValueError(
+    raise WeightsFileError(
         f"{path} holds no state_dict (expected a mapping of tensors, possibly under "
         f"{', '.join(repr(k) for k in _WRAPPER_KEYS)}); got {type(obj).__name__}"
     )

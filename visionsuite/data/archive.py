@@ -9,13 +9,16 @@ leaves a partial tree that looks complete.
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from .errors import UnsafeArchiveError
+from .errors import CorruptArchiveError, UnsafeArchiveError, writing
 from .sources import remove_tree
 
 
@@ -26,9 +29,13 @@ def check_member_name(name: str, archive: Path) -> None:
         raise UnsafeArchiveError(f"refusing to extract {archive.name}: unsafe member path {name!r}")
 
 
+#: what reading a cut or damaged archive raises (a short gzip/bz2/xz stream, a bad tar header, a bad zip).
+_READ_ERRORS = (tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, zipfile.BadZipFile)
+
+
 def _extract_tar(archive: Path, dest: Path) -> None:
     with tarfile.open(archive) as tar:
-        members = tar.getmembers()
+        members = tar.getmembers()  # reads to the end: a truncated archive fails here
         for member in members:
             check_member_name(member.name, archive)
         try:  # the "data" filter also rejects links that point outside and device files
@@ -52,18 +59,30 @@ def safe_extract(archive: Path, dest: Path) -> list[Path]:
     callers only extract when the tree they need is missing or incomplete).
     """
     archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-") as tmp:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, Path(tmp))
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, Path(tmp))
-        else:
-            raise UnsafeArchiveError(f"{archive.name} is neither a tar nor a zip archive")
-        placed = []
-        for entry in sorted(Path(tmp).iterdir()):
-            target = dest / entry.name
-            remove_tree(target)
-            os.replace(entry, target)
-            placed.append(target)
+    with writing(dest, f"the files of {archive.name} to"):
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-") as tmp:
+            _extract_any(archive, Path(tmp))
+            placed = []
+            for entry in sorted(Path(tmp).iterdir()):
+                target = dest / entry.name
+                remove_tree(target)
+                os.replace(entry, target)
+                placed.append(target)
     return placed
+
+
+def _extract_any(archive: Path, dest: Path) -> None:
+    """Extract a zip or tar; an archive that cannot be read to its end is a :class:`CorruptArchiveError`."""
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, dest)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, dest)
+        else:
+            raise CorruptArchiveError(f"{archive} is neither a tar nor a zip archive: delete it and fetch it again")
+    except _READ_ERRORS as err:
+        raise CorruptArchiveError(
+            f"{archive} ({archive.stat().st_size} bytes) is truncated or corrupt "
+            f"({type(err).__name__}: {err}): delete it and fetch it again"
+        ) from err

@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from visionsuite.validation import check_arguments
 
 from . import augment as aug
 from .batch import IMAGE, MASK, Batch
@@ -86,6 +87,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        check_arguments(self, self.hparams)
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

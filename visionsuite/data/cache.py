@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .errors import writing
+
 #: bump when the layout of the cached dict changes; older files are then rebuilt.
 CACHE_VERSION = 2
 
@@ -80,8 +82,8 @@ def _expect(t: Tensor | None, name: str, shape: tuple[int, ...], dtypes: tuple[t
 
 
 def save_split(split: DecodedSplit, path: Path) -> None:
-    """Write ``split`` to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``split`` to ``path`` atomically; a failed write (full disk, read-only ``data_dir``)
+    leaves no temporary file and raises one :class:`DataWriteError` line naming ``path``."""
     payload = {
         "version": CACHE_VERSION,
         "images": split.images.contiguous(),
@@ -90,15 +92,17 @@ def save_split(split: DecodedSplit, path: Path) -> None:
         "files": list(split.files),
         "skipped": list(split.skipped),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; caches are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path, "the dataset cache"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(payload, fh)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; caches are meant to be shared
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def is_valid_cache(path: Path) -> bool:

@@ -108,7 +108,7 @@ class ImageFolderDataModule(TensorClassificationDataModule):
             digest = hashlib.sha1(f"{CACHE_VERSION}|{self.image_size}|{self.in_chans}".encode())
             for split, items in self._scan().items():
                 for path, label in items:
-                    st = path.stat()
+                    st = path.stat() if path.exists() else path.lstat()  # a dangling link is skipped later
                     rel = path.relative_to(self.root).as_posix()
                     digest.update(f"{split}|{rel}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
             self._fingerprint = digest.hexdigest()[:12]

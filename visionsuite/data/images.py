@@ -12,10 +12,13 @@ scraped folder with a few broken files should still train. Callers report the co
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -40,14 +43,50 @@ def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) ->
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    with Image.open(path) as img:
+    with open_regular_file(path) as fh, Image.open(fh) as img:
         img = ImageOps.exif_transpose(img)
-        img = img.convert("L" if channels == 1 else "RGB")
+        img = to_mode(img, "L" if channels == 1 else "RGB")
         arr = np.array(img, dtype=np.uint8)  # a writable copy (asarray is read-only)
     chw = arr[None] if channels == 1 else np.ascontiguousarray(arr.transpose(2, 0, 1))
     if size is not None and chw.shape[1:] != tuple(size):
         chw = fit_sample(torch.from_numpy(chw), size, "crop").image.numpy()
     return chw
+
+
+def open_regular_file(path: str | Path) -> BinaryIO:
+    """Open ``path`` for reading, refusing anything but a regular file.
+
+    A FIFO named ``x.jpg`` would block a plain ``open`` for ever (until some writer appears);
+    opening non-blocking and checking the opened file itself cannot hang and cannot be raced.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+#: modes holding more than 8 bits per pixel: Pillow's own conversion *clips* them to 255.
+_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """``img.convert(mode)``, except that 16-bit grayscale is *scaled* to 8 bits (x / 257).
+
+    Pillow opens a 16-bit grayscale PNG/TIFF as ``I;16`` and converts it by clipping, which
+    turns most of the image white. (Pillow reads 16-bit RGB and gray+alpha files as 8-bit
+    ``RGB``/``RGBA`` itself; 32-bit ``I`` images are taken as 16-bit, which is what Pillow
+    produced for 16-bit PNGs before ``I;16``.)
+    """
+    if img.mode in _WIDE_GRAY_MODES:
+        wide = np.asarray(img).astype(np.int64)
+        img = Image.fromarray(((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8), mode="L")
+    return img if img.mode == mode else img.convert(mode)
 
 
 def _decode_or_none(job: tuple[str, int, tuple[int, int]]) -> np.ndarray | None:
@@ -98,9 +137,14 @@ def decode_images(
 
 
 def list_image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; hidden files and folders are ignored."""
+    """Image files under ``folder``, recursively, sorted; hidden files and folders are ignored.
+
+    Symlinked sub-folders are not followed: a link back up the tree would list every image
+    again at each level (and copies would leak across train/val/test). ``folder`` itself and
+    symlinked files are used.
+    """
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(folder):  # symlinked sub-folders are not entered
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS):

@@ -23,6 +23,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from visionsuite.callbacks import DivergenceGuard, MetricsFileWriter, checkpoint_callbacks
 from visionsuite.errors import ConfigError
 from visionsuite.tasks.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, param_groups
+from visionsuite.validation import check_arguments
 
 #: the stages whose metrics the base keeps; also the prefixes of their logged keys.
 STAGES = ("train", "val", "test")
@@ -97,6 +98,7 @@ class BaseTask(LightningModule, ABC):
         """
         super().__init__()
         self.save_hyperparameters()
+        check_arguments(self, self.hparams)
         self.configure_models()
         self.configure_losses()
         template = self.configure_metrics()
