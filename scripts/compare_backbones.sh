@@ -12,8 +12,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do backbones+=("$1"); shift; done
 for name in "${backbones[@]}"; do
   root="logs/compare/${name//\//_}"
   .venv/bin/visionsuite fit --config "$config" --model.init_args.backbone "$name" \
-    --trainer.default_root_dir "$root" --trainer.logger.init_args.save_dir "$root" "$@"
+    --trainer.default_root_dir "$root" "$@"
 done
 for name in "${backbones[@]}"; do
-  printf '%-24s %s\n' "$name" "$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1])).get('test/acc'))" "logs/compare/${name//\//_}/metrics.json")"
+  printf '%-24s %s\n' "$name" "$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1])).get('test/acc'))" "logs/compare/${name//\//_}/latest/metrics.json")"
 done
