@@ -34,3 +34,11 @@ class TestGoogLeNet(BackboneTester):
         assert model.stages["stage3"].inception3a.branch3[1][0].kernel_size == (5, 5)
         assert model.min_input_size == (31, 31)
         model.eval()(torch.randn(1, 3, 31, 31))
+
+    def test_aux_trained_file_loads_without_aux_heads(self, tmp_path) -> None:
+        from visionsuite.backbones import load_pretrained
+
+        torch.save(build("googlenet", num_classes=4, aux_logits=True).state_dict(), tmp_path / "aux.pth")
+        report = load_pretrained(build("googlenet", num_classes=4), tmp_path / "aux.pth")
+        assert report.dropped and all(k.startswith(("aux1.", "aux2.")) for k in report.dropped)
+        assert not report.fresh  # the main classifier had the right size and loaded

@@ -14,24 +14,12 @@ followed by a classifier *head*. The chain gives, for free and identically in ev
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from visionsuite.backbones.encoder import Encoder, check_input_size, select_strides
-
-
-@dataclass(frozen=True)
-class FeatureInfo:
-    """One multi-scale output: the stage that produces it, its stride and its channel count.
-
-    ``feature_info`` lists one entry per stride (the last stage at that stride), shallow to deep."""
-
-    stage: str
-    stride: int
-    channels: int
+from visionsuite.backbones.encoder import Encoder, FeatureInfo, check_input_size, select_strides
 
 
 class Backbone(nn.Module):

@@ -11,11 +11,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from visionsuite.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One multi-scale output: the stage that produces it, its stride and its channel count.
+
+    ``feature_info`` lists one entry per stride (the last stage at that stride), shallow to deep."""
+
+    stage: str
+    stride: int
+    channels: int
 
 
 class NoEncoderError(ConfigError):
@@ -80,8 +92,6 @@ class Encoder(nn.Module):
         label: str = "encoder",
     ) -> None:
         super().__init__()
-        from visionsuite.backbones._base import FeatureInfo
-
         self.stages = nn.ModuleDict(stages)
         self._taps = {stage: stride_key(stride) for stage, stride in taps.items()}
         self.strides: list[int] = list(taps.values())

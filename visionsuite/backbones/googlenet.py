@@ -180,6 +180,10 @@ class GoogLeNet(Backbone):
                     aux[AUX_TAPS[name]] = getattr(self, AUX_TAPS[name])(x)
         return self.forward_head(x), aux["aux1"], aux["aux2"]
 
+    def classifier_prefixes(self) -> tuple[str, ...]:
+        """The auxiliary classifiers too: a file trained with them loads into a model without."""
+        return ("head.", "aux1.", "aux2.")
+
     def reset_classifier(self, num_classes: int) -> None:
         if self.aux_logits and num_classes <= 0:
             raise ValueError("aux_logits=True needs num_classes > 0")

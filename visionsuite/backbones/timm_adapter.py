@@ -30,7 +30,6 @@ from visionsuite.backbones.encoder import Encoder, check_input_size
 from visionsuite.backbones._registry import register_backbone, register_prefix
 from visionsuite.backbones.torchvision_adapter import ExternalBackbone, unknown_external
 from visionsuite.backbones.weights import (
-    StateDict,
     WeightsUnavailableError,
     hf_hub_offline,
     host_reachable,
