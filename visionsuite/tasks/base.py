@@ -172,7 +172,7 @@ class BaseTask(LightningModule, ABC):
         data_classes = getattr(datamodule, "num_classes", None)
         classes = self.expected_data_classes()
         if None not in (data_classes, classes) and stage != "predict" and data_classes != classes:
-            n = self.hparams.num_classes  # may count a background class the data does not have
+            n = self.hparams.get("num_classes", classes)  # may count a background class the data lacks
             raise ConfigError(
                 f"model.num_classes={n} but the data has {data_classes} classes; "
                 f"set model.init_args.num_classes: {data_classes + n - classes}"
