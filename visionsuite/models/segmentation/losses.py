@@ -74,7 +74,9 @@ class CEDiceLoss(nn.Module):
 
 
 LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "cross_entropy": lambda ignore_index, weight, **o: nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index, **o),
+    "cross_entropy": lambda ignore_index, weight, **o: nn.CrossEntropyLoss(
+        weight=weight, ignore_index=ignore_index, **o
+    ),
     "dice": lambda ignore_index, weight, **o: DiceLoss(ignore_index=ignore_index, **o),
     "focal": lambda ignore_index, weight, **o: FocalLoss(ignore_index=ignore_index, weight=weight, **o),
     "ce+dice": lambda ignore_index, weight, **o: CEDiceLoss(ignore_index=ignore_index, weight=weight, **o),

@@ -31,7 +31,8 @@ def double_conv(in_ch: int, out_ch: int, batch_norm: bool = True) -> nn.Sequenti
     """U-Net's unit: two 3x3 conv → [BN] → ReLU (padding 1, so sizes are kept)."""
     norm = "batch" if batch_norm else "none"
     return nn.Sequential(
-        conv_norm_act(in_ch, out_ch, 3, norm=norm, act=nn.ReLU), conv_norm_act(out_ch, out_ch, 3, norm=norm, act=nn.ReLU)
+        conv_norm_act(in_ch, out_ch, 3, norm=norm, act=nn.ReLU),
+        conv_norm_act(out_ch, out_ch, 3, norm=norm, act=nn.ReLU),
     )
 
 
