@@ -69,6 +69,7 @@ def _yolo_copy(coco128: Path, tmp_path: Path, text: str) -> tuple[Path, Path]:
     ("line", "message"),
     [
         ("45 0.5 0.5 0.2", "000000000009.txt:2: expected 5 fields"),
+        ("45 0.5 0.5 0.2 0.2 0.9", "000000000009.txt:2: expected 5 fields"),
         ("45 0.5 1.5 0.2 0.2", "000000000009.txt:2: values must be normalised"),
         ("80 0.5 0.5 0.2 0.2", "000000000009.txt:2: unknown class id 80"),
     ],

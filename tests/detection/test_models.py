@@ -101,8 +101,9 @@ def test_each_head_trains_and_predicts(name: str, scenes) -> None:
     assert out[0]["labels"].min() >= 0 and out[0]["labels"].max() < 10  # data indices, not head indices
 
 
-def _overfit(name: str, scenes, steps: int) -> float:
-    images, boxes, labels = scenes
+def _overfit(name: str, scenes, steps: int, n: int = 4) -> float:
+    """mAP@.5 on ``n`` scenes after ``steps`` full-batch steps on them (one-cycle AdamW)."""
+    images, boxes, labels = scenes[0][:n], scenes[1][:n], scenes[2][:n]
     torch.manual_seed(0)
     extra = {"rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 100,
              "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 64} if name == "fasterrcnn" else {}  # fmt: skip
@@ -124,4 +125,4 @@ def _overfit(name: str, scenes, steps: int) -> float:
 
 @pytest.mark.parametrize("name", HEADS)
 def test_each_head_overfits_a_few_scenes(name: str, scenes) -> None:
-    assert _overfit(name, scenes, steps=150) >= 0.9
+    assert _overfit(name, scenes, steps=60) >= 0.9

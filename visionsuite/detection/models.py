@@ -125,7 +125,7 @@ def build_detector(
         anchors = AnchorGenerator(sizes, ratios)
         model = RetinaNet(
             backbone, classes, anchor_generator=anchors,
-            head=RetinaNetHead(channels, anchors.num_anchors_per_location()[0], classes),
+            head=RetinaNetHead(channels, anchors.num_anchors_per_location()[0], classes, norm_layer=_group_norm(channels)),
             score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
             **common, **head_kwargs,
         )  # fmt: skip
@@ -159,6 +159,13 @@ def build_detector(
         )  # fmt: skip
     model.transform = PreparedBatchTransform()
     return Detector(model, name, num_classes)
+
+
+def _group_norm(channels: int) -> partial:
+    """GroupNorm for the RetinaNet head (torchvision's v2 head): without a norm, its 4-conv
+    towers learn far more slowly from scratch (no mAP after 150 steps where FCOS reaches 1.0)."""
+    groups = max(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+    return partial(nn.GroupNorm, groups)
 
 
 class Detector(nn.Module):
