@@ -24,7 +24,8 @@ class CSVHistory(Callback):
             with metrics_csv.open(newline="") as f:
                 self.rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # not on_fit_start: Lightning restores global_step between the two
         kept = [row for row in self.rows if row.get("step", 0) < trainer.global_step]
         for row in kept:
             row["step"] = int(row["step"])
