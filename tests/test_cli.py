@@ -66,7 +66,8 @@ def test_predict_writes_file_class_probability_csv(trained_run: Path, data_root:
 
     dm = FashionMNISTDataModule(data_dir=str(data_root), test_subset=40)
     dm.setup("test")
-    images, labels = dm.test_set[list(range(40))]
+    batch = dm.test_set[list(range(40))]
+    images, labels = batch["image"], batch["label"]
     folder = tmp_path / "images"
     folder.mkdir()
     truth = {}
