@@ -273,10 +273,11 @@ SUBCOMMANDS = {
     "backbones": "list the backbone names (optionally matching a pattern)",
     "export": "export a checkpoint to ONNX or TorchScript and check it on real test images",
     "predict-exported": "predictions CSV from an exported model, without Lightning",
+    "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
 }
 
 #: subcommands served by a module's ``main(args)``.
-TOOLS = {"export": "visionsuite.export", "predict-exported": "visionsuite.exported"}
+TOOLS = {"export": "visionsuite.export", "predict-exported": "visionsuite.exported", "ensemble": "visionsuite.ensemble"}
 
 
 def _help() -> str:
