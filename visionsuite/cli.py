@@ -274,10 +274,12 @@ SUBCOMMANDS = {
     "export": "export a checkpoint to ONNX or TorchScript and check it on real test images",
     "predict-exported": "predictions CSV from an exported model, without Lightning",
     "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
+    "explain": "saliency, Grad-CAM on a stage and first-layer filters of a checkpoint, as PNGs",
 }
 
 #: subcommands served by a module's ``main(args)``.
-TOOLS = {"export": "visionsuite.export", "predict-exported": "visionsuite.exported", "ensemble": "visionsuite.ensemble"}
+TOOLS = {"export": "visionsuite.export", "predict-exported": "visionsuite.exported", "ensemble": "visionsuite.ensemble",
+         "explain": "visionsuite.explain"}
 
 
 def _help() -> str:
