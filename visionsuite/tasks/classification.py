@@ -85,7 +85,8 @@ class ClassificationTask(BaseTask):
         self.schedule = FineTuneSchedule(
             stages, regime, hp.top_stages, dict(hp.unfreeze_at or {}), hp.backbone_lr_mult, hp.stage_lr_decay
         )
-        self.schedule.apply(self.model, 0)
+        if self.staged:
+            self.schedule.apply(self.model, 0)
 
     @property
     def staged(self) -> bool:
@@ -104,7 +105,8 @@ class ClassificationTask(BaseTask):
 
     def on_train_epoch_start(self) -> None:
         """Freeze/unfreeze for this epoch: derived from the epoch alone, so a resumed run matches."""
-        self.schedule.apply(self.model, self.current_epoch)
+        if self.staged:
+            self.schedule.apply(self.model, self.current_epoch)
 
     def on_fit_start(self) -> None:
         """One warning line when the data's size or normalisation is not the pretrained weights'
