@@ -66,9 +66,10 @@ def hparam_differences(saved: dict[str, Any], configured: dict[str, Any]) -> lis
 
 
 def _plain(value: Any) -> Any:
-    """Tuples and lists compare equal (YAML has only lists); ints and equal floats too."""
+    """Tuples and lists compare equal (YAML has only lists); ints and equal floats too; dict keys
+    as strings (``unfreeze_at: {1: …}`` may come back from a checkpoint as ``{'1': …}``)."""
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}
     return value

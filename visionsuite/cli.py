@@ -271,7 +271,15 @@ SUBCOMMANDS = {
     "predict": "write predictions of a checkpoint (PredictionCSVWriter: predictions.csv)",
     "summary": "layer table, parameters and FLOPs of a backbone",
     "backbones": "list the backbone names (optionally matching a pattern)",
+    "export": "export a checkpoint to ONNX or TorchScript and check it on real test images",
+    "predict-exported": "predictions CSV from an exported model, without Lightning",
+    "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
+    "explain": "saliency, Grad-CAM on a stage and first-layer filters of a checkpoint, as PNGs",
 }
+
+#: subcommands served by a module's ``main(args)``.
+TOOLS = {"export": "visionsuite.export", "predict-exported": "visionsuite.exported", "ensemble": "visionsuite.ensemble",
+         "explain": "visionsuite.explain"}
 
 
 def _help() -> str:
@@ -314,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             return summary_main(args[1:])
         if args[0] == "backbones":
             return _backbones(args[1:])
+        if args[0] in TOOLS:
+            import importlib
+
+            return importlib.import_module(TOOLS[args[0]]).main(args[1:])
         _lightning_cli(None if argv is None else args)
     except argparse.ArgumentError as err:
         print(f"visionsuite: error: {condense_parser_error(str(err))} (see --help)", file=sys.stderr)

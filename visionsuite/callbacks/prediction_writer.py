@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+from visionsuite.predictions_csv import write_predictions
 
 
 class PredictionCSVWriter(BasePredictionWriter):
@@ -35,15 +36,12 @@ class PredictionCSVWriter(BasePredictionWriter):
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
         names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "predicted_class", "probability"])
-            for batch in _flatten(predictions):
-                for file, pred, prob in zip(batch["paths"], batch["pred"].tolist(), batch["prob"].tolist(), strict=True):
-                    label = names[pred] if names else str(pred)
-                    writer.writerow([file, label, f"{prob:.6f}"])
-        self.written = path
+        rows = (
+            row
+            for batch in _flatten(predictions)
+            for row in zip(batch["paths"], batch["pred"].tolist(), batch["prob"].tolist(), strict=True)
+        )
+        self.written = write_predictions(path, rows, names)
         print(f"Predictions written to {path}")
 
 

@@ -14,6 +14,7 @@ from lightning.pytorch import Callback
 from visionsuite.backbones import create_backbone
 from visionsuite.callbacks import FigureLogger, PredictionCSVWriter
 from visionsuite.tasks.base import BaseTask, StepOutput
+from visionsuite.tasks.finetuning import FineTuneSchedule, Regime
 
 
 class ClassificationTask(BaseTask):
@@ -31,6 +32,12 @@ class ClassificationTask(BaseTask):
         backbone_options: dict[str, Any] | None = None,
         weights: str | None = None,
         freeze_backbone: bool = False,
+        finetune: Regime = "full",
+        top_stages: int = 1,
+        unfreeze_at: dict[int, list[str]] | None = None,
+        backbone_lr_mult: float = 1.0,
+        stage_lr_decay: float = 1.0,
+        adopt_weights_preprocessing: bool = False,
         label_smoothing: float = 0.0,
         aux_loss_weight: float = 0.3,
         num_sample_images: int = 32,
@@ -45,7 +52,18 @@ class ClassificationTask(BaseTask):
             backbone_options: family options (``activation``, ``norm``, ``dropout``,
                 ``padding_mode``, ``pooling``, ``init``, ``input_size``, …).
             weights: a state_dict file, or a weights name the backbone publishes.
-            freeze_backbone: train only the classifier head (linear probing).
+            freeze_backbone: train only the classifier head (same as ``finetune: linear_probe``).
+            finetune: ``full`` (every stage trains), ``linear_probe`` (frozen backbone, the head
+                trains) or ``top_stages`` (the top ``top_stages`` stages and the head); frozen
+                stages keep their batch-norm statistics (see :mod:`visionsuite.tasks.finetuning`).
+            top_stages: how many of the top backbone stages train with ``finetune: top_stages``.
+            unfreeze_at: ``{epoch: [stage, …]}``: stages that start training at that epoch
+                (gradual unfreezing); survives a resume from ``last.ckpt``.
+            backbone_lr_mult: backbone learning rate = ``lr`` × this (the head keeps ``lr``).
+            stage_lr_decay: each stage below the top gets this factor once more (discriminative
+                learning rates; 1.0: the same rate for every stage).
+            adopt_weights_preprocessing: at fit start, give the data module the normalisation
+                the pretrained weights were trained with (otherwise a mismatch is only warned about).
             label_smoothing: cross-entropy label smoothing.
             aux_loss_weight: weight of auxiliary classifier losses (GoogLeNet) during training.
             num_sample_images: how many test images the sample-prediction grid shows.
@@ -62,8 +80,52 @@ class ClassificationTask(BaseTask):
             weights=hp.weights,
             **(hp.backbone_options or {}),
         )
-        if hp.freeze_backbone:
-            self.model.freeze()
+        stages = tuple(n for n in getattr(self.model, "stage_names", ["head"]) if n != "head")
+        regime = "linear_probe" if hp.freeze_backbone else hp.finetune
+        self.schedule = FineTuneSchedule(
+            stages, regime, hp.top_stages, dict(hp.unfreeze_at or {}), hp.backbone_lr_mult, hp.stage_lr_decay
+        )
+        if self.staged:
+            self.schedule.apply(self.model, 0)
+
+    @property
+    def staged(self) -> bool:
+        """Whether the optimiser gets one group per stage (any regime other than plain ``full``)."""
+        s = self.schedule
+        return s.regime != "full" or bool(s.unfreeze_at) or s.backbone_lr_mult != 1 or s.stage_lr_decay != 1
+
+    def configure_optimizers(self) -> Any:
+        if not self.staged:
+            return super().configure_optimizers()
+        hp = self.hparams
+        groups = self.schedule.param_groups(self.model, hp.lr, hp.weight_decay, no_decay_norm_and_bias=hp.no_decay_norm_and_bias)
+        optimizer = self.make_optimizer(groups)
+        scheduler = self.make_scheduler(optimizer)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_train_epoch_start(self) -> None:
+        """Freeze/unfreeze for this epoch: derived from the epoch alone, so a resumed run matches."""
+        if self.staged:
+            self.schedule.apply(self.model, self.current_epoch)
+
+    def on_fit_start(self) -> None:
+        """One warning line when the data's size or normalisation is not the pretrained weights'
+        (or, with ``adopt_weights_preprocessing``, take their mean/std)."""
+        from visionsuite.backbones.preprocessing import preprocessing_mismatch, weights_preprocessing
+        from visionsuite.run_config import warn
+
+        dm = getattr(self.trainer, "datamodule", None)
+        expected = weights_preprocessing(self.hparams.backbone, self.hparams.weights, self.model)
+        if expected is None or dm is None or not hasattr(dm, "mean"):
+            return
+        if self.hparams.adopt_weights_preprocessing:
+            n = len(dm.mean)
+            dm.mean, dm.std = (expected.mean[:n], expected.std[:n]) if n <= len(expected.mean) else (dm.mean, dm.std)
+        size = tuple(getattr(dm, "image_size", expected.size))
+        problem = preprocessing_mismatch(expected, size, tuple(dm.mean), tuple(dm.std))
+        if problem:
+            hint = "set data.init_args.image_size" if self.hparams.adopt_weights_preprocessing else "set model.init_args.adopt_weights_preprocessing: true"
+            warn(f"{self.hparams.backbone} weights {self.hparams.weights!r}: {problem} ({hint})")
 
     def configure_losses(self) -> None:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)

@@ -1,0 +1,166 @@
+"""Export a trained model to ONNX or TorchScript, and check it against PyTorch on real test images.
+
+The exported graph takes float images in [0, 1] (N, C, H, W; any batch size) and returns the
+task's logits: the data module's normalisation is baked in, so a caller outside Python's
+training stack only decodes and scales pixels. A JSON file beside the export
+(``<output>.json``) records the class names, channels and image size, which
+:mod:`visionsuite.exported` reads to predict without Lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from visionsuite.errors import VisionSuiteError
+
+FORMATS = ("onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+class ExportError(VisionSuiteError):
+    """The model cannot be exported (names the module that failed), or its export disagrees with PyTorch."""
+
+
+class Deployable(nn.Module):
+    """``task((x - mean) / std)``: what the exported file computes, from [0, 1] pixels to logits."""
+
+    def __init__(self, task: nn.Module, normalisation: tuple[Sequence[float], Sequence[float]] | None) -> None:
+        super().__init__()
+        self.task = task
+        mean, std = normalisation or ((0.0,), (1.0,))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.task((x - self.mean) / self.std)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@contextlib.contextmanager
+def _scripting(model: nn.Module) -> Iterator[None]:
+    """Tell LightningModules inside ``model`` they are being scripted (their ``trainer`` property
+    then returns ``None`` instead of raising when the tracer reads it), as ``to_torchscript`` does."""
+    lightning = [m for m in model.modules() if hasattr(m, "_jit_is_scripting")]
+    for m in lightning:
+        m._jit_is_scripting = True
+    try:
+        yield
+    finally:
+        for m in lightning:
+            m._jit_is_scripting = False
+
+
+@contextlib.contextmanager
+def _module_trail(model: nn.Module) -> Iterator[list[str]]:
+    """The names of the modules being run, innermost last (what was running when tracing failed)."""
+    stack: list[str] = []
+    names = {id(m): f"{n or '<root>'} ({type(m).__name__})" for n, m in model.named_modules()}
+
+    def enter(module: nn.Module, _: Any) -> None:
+        stack.append(names.get(id(module), type(module).__name__))
+
+    def leave(module: nn.Module, _: Any, __: Any) -> None:
+        if stack:
+            stack.pop()
+
+    hooks = [m.register_forward_pre_hook(enter) for m in model.modules()]
+    hooks += [m.register_forward_hook(leave) for m in model.modules()]
+    try:
+        yield stack  # an exception inside a forward leaves its module on top
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def export_model(model: nn.Module, example: Tensor, fmt: str, output: Path) -> Path:
+    """Write ``model`` (eval mode) as ``fmt`` with a dynamic batch dimension; a module that cannot
+    be traced raises :class:`ExportError` naming it."""
+    if fmt not in FORMATS:
+        raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    model.eval()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _scripting(model), _module_trail(model) as trail, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and legacy-exporter notices
+        try:
+            if fmt == "onnx":
+                torch.onnx.export(
+                    model, (example,), str(output), dynamo=False, opset_version=17,
+                    input_names=["image"], output_names=["logits"],
+                    dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                )  # fmt: skip
+            else:
+                with torch.no_grad():
+                    traced = torch.jit.trace(model, example, check_trace=False)
+                traced.save(str(output))
+        except Exception as err:  # noqa: BLE001  (tracing raises many types)
+            where = f"module {trail[-1]}" if trail else f"{type(model).__name__} (after tracing)"
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ExportError(f"cannot export to {fmt}: {where} failed: {first}") from None
+    return output
+
+
+def run_exported(path: Path, images: np.ndarray) -> np.ndarray:
+    """Logits of an exported file (``.onnx`` under onnxruntime, else TorchScript) for float images."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: images.astype(np.float32)})[0]
+    module = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return module(torch.from_numpy(images.astype(np.float32))).numpy()
+
+
+def check_export(model: nn.Module, path: Path, images: Tensor, *, atol: float = 1e-4, rtol: float = 1e-3) -> float:
+    """Max |exported − PyTorch| over ``images`` (float [0, 1]); raises :class:`ExportError` beyond tolerance."""
+    with torch.no_grad():
+        expected = model(images).numpy()
+    got = run_exported(path, images.numpy())
+    diff = float(np.abs(got - expected).max())
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=atol, rtol=rtol):
+        raise ExportError(f"{path}: exported outputs differ from PyTorch (max |diff| {diff:.3g}, shape {got.shape})")
+    agree = float((got.argmax(1) == expected.argmax(1)).mean())
+    print(f"Checked {path.name} on {len(images)} test images: max |diff| {diff:.2e}, same class for {agree:.1%}")
+    return diff
+
+
+def write_metadata(path: Path, class_names: Sequence[str], image_shape: Sequence[int]) -> Path:
+    """``<export>.json``: what the exported file needs to be used alone."""
+    meta = path.with_name(path.name + ".json")
+    meta.write_text(json.dumps({"classes": list(class_names), "channels": int(image_shape[0]),
+                                "image_size": [int(image_shape[1]), int(image_shape[2])]}, indent=2))  # fmt: skip
+    return meta
+
+
+def main(args: list[str]) -> int:
+    """``visionsuite export --config C --ckpt_path best|last|PATH --format onnx|torchscript``."""
+    from visionsuite.data.augment import to_float
+    from visionsuite.trained import load_trained
+
+    parser = argparse.ArgumentParser(prog="visionsuite export", description="export a trained model to ONNX or TorchScript")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--ckpt_path", required=True, help="best, last (of the config's latest run) or a file")
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--output", default=None, help="default: model.onnx / model.pt beside the checkpoint's run")
+    parser.add_argument("--data_dir", default=None, help="override data.init_args.data_dir")
+    parser.add_argument("--check_images", type=int, default=64, help="real test images compared with PyTorch")
+    opts = parser.parse_args(args)
+    trained = load_trained(opts.config, opts.ckpt_path, data_overrides={"data_dir": opts.data_dir} if opts.data_dir else None)
+    images = to_float(trained.test_batch(opts.check_images)["image"])
+    model = Deployable(trained.task, trained.normalisation).eval()
+    default = trained.ckpt.parent.parent / f"model{SUFFIX[opts.format]}"
+    output = export_model(model, images[:2], opts.format, Path(opts.output) if opts.output else default)
+    write_metadata(output, trained.class_names, images.shape[1:])
+    check_export(model, output, images)
+    print(f"Exported {trained.ckpt} to {output}")
+    return 0
