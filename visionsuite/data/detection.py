@@ -29,7 +29,54 @@ from .images import list_image_files, load_image, skipped_message
 from .sources import mirror_path
 
 
-class DetectionDataModule(DenseTargetDataModule):
+class _PredictFolderInSourcePixels:
+    """``predict_dir`` images fitted exactly as the training images were (``resize_mode``), each
+    one's original size kept, so detections can be mapped back into it."""
+
+    predict_dir: Path | None
+    image_size: tuple[int, int]
+    in_chans: int
+    resize_mode: Any
+
+    @property
+    def _predict_sizes(self) -> dict[str, tuple[int, int]]:
+        """Original (H, W) of each ``predict_dir`` file, filled when the predict set is built."""
+        return self.__dict__.setdefault("_predict_source_sizes", {})
+
+    def source_placement(self, path: str) -> Placement | None:
+        """How the predict image ``path`` was fitted into ``image_size`` (``None``: unknown, left as is)."""
+        size = self._predict_sizes.get(path)
+        return None if size is None else plan(size, self.image_size, self.resize_mode)[1]
+
+    def image_id(self, path: str) -> int:
+        """A predict image's position in ``predict_dir`` (0 where unknown)."""
+        return list(self._predict_sizes).index(path) if path in self._predict_sizes else 0
+
+    def _predict_folder_set(self) -> TensorImageDataset:
+        """``predict_dir`` fitted exactly as the training images were (``resize_mode``), sizes kept."""
+        folder = self.predict_dir
+        assert folder is not None
+        if not folder.is_dir():
+            raise InvalidDatasetError(f"predict_dir {str(folder)!r} does not exist (or is not a folder)")
+        files = list_image_files(folder)
+        images, paths, bad = [], [], []
+        for file in files:
+            try:
+                image = torch.from_numpy(load_image(file, self.in_chans, None))
+            except (OSError, ValueError):
+                bad.append(file.relative_to(folder).as_posix())
+                continue
+            images.append(fit_sample(image, self.image_size, self.resize_mode).image)
+            paths.append(str(file))
+            self._predict_sizes[str(file)] = (int(image.shape[-2]), int(image.shape[-1]))
+        if bad:
+            warnings.warn(skipped_message(bad, f"predict_dir {folder}"), stacklevel=3)
+        if not images:
+            raise InvalidDatasetError(f"predict_dir {str(folder)!r} holds no readable image files")
+        return TensorImageDataset(torch.stack(images), paths=paths)
+
+
+class DetectionDataModule(_PredictFolderInSourcePixels, DenseTargetDataModule):
     """Box data read by one of :mod:`~visionsuite.data.detection_formats`' readers (subclasses
     implement :meth:`read`). There is one stored split; validation and test are held out of it
     (``val_size``, ``test_size``, seeded)."""
@@ -41,7 +88,6 @@ class DetectionDataModule(DenseTargetDataModule):
 
     def __init__(self, val_size: int | float = 0.2, test_size: int | float = 0, **kwargs: Any) -> None:
         super().__init__(val_size=val_size, test_size=test_size, **kwargs)
-        self._predict_sizes: dict[str, tuple[int, int]] = {}
 
     def read(self) -> DetectionSet:
         """The annotations (fetching the data first if needed)."""
@@ -97,7 +143,7 @@ class DetectionDataModule(DenseTargetDataModule):
     def source_placement(self, path: str) -> Placement | None:
         """How the image ``path`` (a predict batch's name) was fitted into ``image_size``."""
         size = self._predict_sizes.get(path)
-        if size is None and self.decoded is not None:
+        if size is None and self.decoded is not None and "train" in self.decoded:
             split = self.decoded["train"]
             if path in split.files and split.sizes is not None:
                 size = tuple(split.sizes[split.files.index(path)].tolist())
@@ -109,31 +155,7 @@ class DetectionDataModule(DenseTargetDataModule):
         """The dataset's image id of ``path`` (COCO: ``images[].id``), else its position in the predict set."""
         if path in self._ids_by_file:
             return self._ids_by_file[path]
-        return list(self._predict_sizes).index(path) if path in self._predict_sizes else 0
-
-    def _predict_folder_set(self) -> TensorImageDataset:
-        """``predict_dir`` fitted exactly as the training images were (``resize_mode``), sizes kept."""
-        folder = self.predict_dir
-        assert folder is not None
-        if not folder.is_dir():
-            raise InvalidDatasetError(f"predict_dir {str(folder)!r} does not exist (or is not a folder)")
-        files = list_image_files(folder)
-        images, paths, bad = [], [], []
-        for file in files:
-            try:
-                image = torch.from_numpy(load_image(file, self.in_chans, None))
-            except (OSError, ValueError):
-                bad.append(file.relative_to(folder).as_posix())
-                continue
-            images.append(fit_sample(image, self.image_size, self.resize_mode).image)
-            paths.append(str(file))
-            self._predict_sizes[str(file)] = (int(image.shape[-2]), int(image.shape[-1]))
-        if bad:
-            warnings.warn(skipped_message(bad, f"predict_dir {folder}"), stacklevel=3)
-        if not images:
-            raise InvalidDatasetError(f"predict_dir {str(folder)!r} holds no readable image files")
-        return TensorImageDataset(torch.stack(images), paths=paths)
-
+        return super().image_id(path)
 
 def _common_root(paths: list[Path]) -> str:
     """The deepest folder holding every path (file names in the cache are relative to it)."""
@@ -248,7 +270,7 @@ class VOCDetectionDataModule(DetectionDataModule):
         return read_voc(files, self.image_dir, self.classes)
 
 
-class FashionMNISTScenesDataModule(DenseTargetDataModule):
+class FashionMNISTScenesDataModule(_PredictFolderInSourcePixels, DenseTargetDataModule):
     """Fashion-MNIST items composited onto larger black canvases (:mod:`visionsuite.detection.scenes`).
 
     Training scenes use items of the training split (validation scenes are held out of them),
@@ -327,11 +349,7 @@ class FashionMNISTScenesDataModule(DenseTargetDataModule):
             )  # fmt: skip
         return out
 
-    def source_placement(self, path: str) -> Placement | None:
-        """Scenes are made at their final size: nothing to undo."""
-        return None
-
     def image_id(self, path: str) -> int:
-        """The scene's index in its split (predict names are ``test/<index>``)."""
+        """A test scene's index (predict names are ``test/<index>``); a ``predict_dir`` file's position."""
         tail = path.rsplit("/", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
+        return int(tail) if path.startswith("test/") and tail.isdigit() else super().image_id(path)
