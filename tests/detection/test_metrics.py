@@ -52,13 +52,14 @@ def test_per_class_ap_by_name_and_images_split_across_updates() -> None:
     preds, targets = _tiny_case()
     # a second class, found perfectly in image B: its AP is 1, the first class's stays as above
     preds[1] = {k: torch.cat([v, extra]) for (k, v), extra in zip(
-        preds[1].items(), (torch.tensor([[70.0, 70, 90, 90]]), torch.tensor([0.5]), torch.tensor([1]))
-    )}  # fmt: skip
+        preds[1].items(), (torch.tensor([[70.0, 70, 90, 90], [40, 40, 50, 50]]), torch.tensor([0.5, 0.4]),
+                           torch.tensor([1, 2]))
+    )}  # fmt: skip  # class 2 is only predicted, never in the ground truth: torchmetrics gives it AP -1
     targets[1] = {"boxes": torch.tensor([[0.0, 0, 10, 10], [70, 70, 90, 90]]), "labels": torch.tensor([0, 1])}
     metric = detection_metrics()
     metric.update(preds[:1], targets[:1])
     metric.update(preds[1:], targets[1:])
     scalars = summarize(metric.compute(), ["shirt", "bag", "sneaker"])
     assert scalars["ap/shirt"] == pytest.approx(MAP, abs=1e-6) and scalars["ap/bag"] == pytest.approx(1.0)
-    assert "ap/sneaker" not in scalars  # never seen: no AP, rather than a fake 0
+    assert "ap/sneaker" not in scalars  # no ground truth: no AP, rather than torchmetrics' -1
     assert scalars["map"] == pytest.approx((MAP + 1.0) / 2, abs=1e-6)

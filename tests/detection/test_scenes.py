@@ -91,4 +91,8 @@ def test_overlap_allowed_and_crowded_canvas_counts_drops(fashion) -> None:
         train.images[:100], train.labels[:100], 20, canvas_size=(40, 40), items_per_image=(3, 3), non_overlapping=False
     )
     assert t.dropped == 0 and len(t.labels) == 60
+    for i in range(20):  # overlapping items blend (max): a later item never erases an earlier one
+        for x1, y1, x2, y2 in t.targets(i)[0].long().tolist():
+            crop = t.images[i, 0, y1:y2, x1:x2] > 10
+            assert crop[0].any() and crop[-1].any() and crop[:, 0].any() and crop[:, -1].any()
 
