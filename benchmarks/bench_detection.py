@@ -20,6 +20,7 @@ import argparse
 import math
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -127,12 +128,13 @@ def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple
     plain = FCOS(body, 10, anchor_generator=anchors, min_size=96, max_size=96, image_mean=[0.0], image_std=[1.0]).train()
     plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
     task_times, plain_times = [], []
+    tmp = tempfile.mkdtemp(prefix="bench-detection-")  # the task's checkpoint and metrics files go here
     for _ in range(rounds):
         task = make_task("fcos")
         task.hparams.optimizer, task.hparams.lr = "adamw", 1e-4
         timer = StepTimer()
-        trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, limit_val_batches=0, callbacks=[timer])  # fmt: skip
+        trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, callbacks=[timer], default_root_dir=tmp)  # fmt: skip
         trainer.fit(task, datamodule=dm)
         task_times.append(statistics.median(timer.times[1:]))
         times = []

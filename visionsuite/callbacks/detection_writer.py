@@ -51,10 +51,11 @@ class DetectionPredictionWriter(BasePredictionWriter):
         for path, det, image in zip(prediction["paths"], prediction["detections"], prediction["images"], strict=True):
             shown = det["scores"] >= self.min_score
             labels = det["labels"][shown]
-            picture = draw_detections(
-                image, det["boxes"][shown], labels, names or [str(i) for i in range(int(labels.max(initial=0)) + 1)],
-                det["scores"][shown],
-            )  # fmt: skip
+            if shown.any():
+                names = names or [str(i) for i in range(int(labels.max()) + 1)]
+                picture = draw_detections(image, det["boxes"][shown], labels, names, det["scores"][shown])
+            else:  # nothing confident enough: the image as it is
+                picture = image.expand(3, -1, -1) if image.shape[0] == 1 else image
             Image.fromarray(picture.permute(1, 2, 0).numpy()).save(folder / f"{_file_stem(path)}.png")
             placement = dm.source_placement(path) if hasattr(dm, "source_placement") else None
             boxes = boxes_to_source(det["boxes"], placement) if placement is not None else det["boxes"]

@@ -207,8 +207,8 @@ class DetectionTask(BaseTask):
             zoom = max(1, 256 // max(images.shape[-2:]))
             big = images[i].repeat_interleave(zoom, -2).repeat_interleave(zoom, -1)
             shown = pred["scores"] >= max(self.hparams.score_thresh, FIGURE_MIN_SCORE)  # W&B gets all, with a slider
-            left = draw_detections(big, pred["boxes"][shown] * zoom, pred["labels"][shown], names, pred["scores"][shown])
-            right = draw_detections(big, truth["boxes"] * zoom, truth["labels"], names)
+            left = _drawn(big, pred["boxes"][shown] * zoom, pred["labels"][shown], names, pred["scores"][shown])
+            right = _drawn(big, truth["boxes"] * zoom, truth["labels"], names)
             gap = torch.full((3, big.shape[-2], 4), 255, dtype=torch.uint8)
             pictures[f"{stage}/boxes_{i}"] = AnnotatedImage(
                 image=torch.cat([left, gap, right], dim=-1).float() / 255,
@@ -220,3 +220,10 @@ class DetectionTask(BaseTask):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         detections = [{k: v.detach().cpu() for k, v in d.items()} for d in self(batch[IMAGE])]
         return {"paths": list(batch["path"]), "detections": detections, "images": self.display_images(batch[IMAGE].cpu())}
+
+
+def _drawn(image: Tensor, boxes: Tensor, labels: Tensor, names: list[str], scores: Tensor | None = None) -> Tensor:
+    """``image`` with its boxes drawn (uint8 [3, H, W]); an image without boxes is shown as it is."""
+    if len(boxes):
+        return draw_detections(image, boxes, labels, names, scores)
+    return image.expand(3, -1, -1) if image.shape[0] == 1 else image
