@@ -106,8 +106,8 @@ class DetectionDataModule(_PredictFolderInSourcePixels, DenseTargetDataModule):
     @cached_property
     def detection_set(self) -> DetectionSet:
         found = self.read()
-        if found.counts:
-            counted = ", ".join(f"{n} {why}" for why, n in sorted(found.counts.items()))
+        if any(found.counts.values()):
+            counted = ", ".join(f"{n} {why}" for why, n in sorted(found.counts.items()) if n)
             warnings.warn(f"{type(self).__name__}: boxes clipped or dropped while reading: {counted}", stacklevel=2)
         return found
 
