@@ -6,18 +6,28 @@ See ``data/README.md`` (in the checkout) for where files land and the lookup ord
 
 from .base import TensorClassificationDataModule
 from .cifar import CIFAR10DataModule
+from .detection import (
+    COCODetectionDataModule,
+    FashionMNISTScenesDataModule,
+    VOCDetectionDataModule,
+    YOLODetectionDataModule,
+)
 from .errors import DataError, DatasetNotFoundError, InvalidDatasetError, UnsafeArchiveError
 from .image_folder import ImageFolderDataModule
 from .mnist import FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
     "CIFAR10DataModule",
+    "COCODetectionDataModule",
     "DataError",
     "DatasetNotFoundError",
     "FashionMNISTDataModule",
+    "FashionMNISTScenesDataModule",
     "ImageFolderDataModule",
     "InvalidDatasetError",
     "MNISTDataModule",
     "TensorClassificationDataModule",
     "UnsafeArchiveError",
+    "VOCDetectionDataModule",
+    "YOLODetectionDataModule",
 ]

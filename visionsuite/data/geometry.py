@@ -130,3 +130,14 @@ def fit_sample(
         out.box_labels = box_labels[keep] if box_labels is not None else None
         out.dropped_boxes = int((~keep).sum())
     return out
+
+
+def boxes_to_source(boxes: Tensor, placement: Placement) -> Tensor:
+    """Map xyxy ``boxes`` in the fitted image back to the source image (the inverse of the
+    placement), clipped to the source size: where predictions on a letterboxed image belong."""
+    scale = torch.tensor([placement.scale_x, placement.scale_y] * 2, dtype=boxes.dtype, device=boxes.device)
+    offset = torch.tensor([placement.offset_x, placement.offset_y] * 2, dtype=boxes.dtype, device=boxes.device)
+    out = (boxes - offset) / scale
+    h, w = placement.source_size
+    limit = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
+    return torch.minimum(out.clamp(min=0), limit)

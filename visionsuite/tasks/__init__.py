@@ -2,5 +2,6 @@
 
 from visionsuite.tasks.base import BaseTask
 from visionsuite.tasks.classification import ClassificationTask
+from visionsuite.tasks.detection import DetectionTask
 
-__all__ = ["BaseTask", "ClassificationTask"]
+__all__ = ["BaseTask", "ClassificationTask", "DetectionTask"]

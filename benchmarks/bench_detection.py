@@ -1,0 +1,198 @@
+"""Detection heads on Fashion-MNIST scenes at an equal CPU time budget, and the task's overhead.
+
+Table 1: each head (DetectionTask's detector: library backbone + FPN + torchvision head) trained
+for ``--budget`` seconds on the issue's reference scenes (96x96, 1-4 non-overlapping native 28 px
+items, 8,000 training scenes from the training items, 1,000 test scenes from the test items),
+AdamW 2e-3 with 3% warm-up and cosine decay over the budget (the schedule follows elapsed time),
+batch 32; then mAP@.5 / mAP@[.5:.95] on the test scenes (torchmetrics, faster-coco-eval backend),
+training and inference images/s, parameters, and the mAP computation time.
+
+Table 2: seconds per training iteration of FCOS inside the task (Lightning ``Trainer.fit``,
+on-device augmentation off) against torchvision's own ``FCOS`` of the same configuration (its own
+``GeneralizedRCNNTransform`` at the same size) in a plain loop: paired and interleaved rounds.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_detection.py --budget 240 --out benchmarks/results/detection.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from visionsuite.data import FashionMNISTScenesDataModule
+from visionsuite.detection.metrics import MAP_BACKEND, detection_metrics
+from visionsuite.tasks import DetectionTask
+
+HEADS = {  # head: (backbone, FPN extra levels)
+    "fcos": ("resnet18", "p6p7"),
+    "retinanet": ("resnet18", "p6p7"),
+    "ssdlite": ("mobilenet_v3_small", "p6p7"),
+    "fasterrcnn": ("resnet18", "maxpool"),
+}
+
+
+def make_task(head: str) -> DetectionTask:
+    backbone, extra = HEADS[head]
+    return DetectionTask(head=head, backbone=backbone, num_classes=10, in_chans=1, image_size=96,
+                         out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra)  # fmt: skip
+
+
+def batches(dm: FashionMNISTScenesDataModule, loader):
+    for batch in loader:
+        yield dm.transform_batch(batch, train=False)
+
+
+def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: float) -> tuple[int, float]:
+    """Train ``task.detector`` for ``budget`` seconds; return (images seen, seconds)."""
+    model = task.detector.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    seen, start = 0, time.perf_counter()
+    while True:
+        for batch in batches(dm, dm.train_dataloader()):
+            frac = (time.perf_counter() - start) / budget
+            if frac >= 1:
+                return seen, time.perf_counter() - start
+            lr = 2e-3 * (frac / 0.03 if frac < 0.03 else 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            targets = task.build_targets(batch)
+            losses = model(batch["image"], [t["boxes"] for t in targets], [t["labels"] for t in targets])
+            opt.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            opt.step()
+            seen += len(batch["image"])
+
+
+@torch.no_grad()
+def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule) -> dict[str, float]:
+    model = task.detector.eval()
+    metric = detection_metrics()
+    infer = n = 0.0
+    map_time = 0.0
+    for batch in batches(dm, dm.test_dataloader()):
+        t0 = time.perf_counter()
+        dets = model(batch["image"])
+        infer += time.perf_counter() - t0
+        n += len(batch["image"])
+        t0 = time.perf_counter()
+        metric.update(dets, task.build_targets(batch))
+        map_time += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = metric.compute()
+    map_time += time.perf_counter() - t0
+    return {"map_50": float(result["map_50"]), "map": float(result["map"]), "infer_ips": n / infer, "map_s": map_time}
+
+
+def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]) -> list[dict]:
+    rows = []
+    for head in heads:
+        torch.manual_seed(0)
+        task = make_task(head)
+        seen, secs = train_for(task, dm, budget)
+        res = evaluate(task, dm)
+        params = sum(p.numel() for p in task.detector.parameters())
+        rows.append({"head": head, "backbone": HEADS[head][0], "train_ips": seen / secs, "params": params, **res})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple[float, float, list[float]]:
+    """Median s/iteration of FCOS in the task (Lightning fit) and of torchvision's FCOS (plain loop)."""
+    import lightning as L
+    from torchvision.models.detection import FCOS
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    from visionsuite.backbones.fpn import backbone_with_fpn
+
+    class StepTimer(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_batch_start(self, *args) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, *args) -> None:
+            self.times.append(time.perf_counter() - self.t0)
+
+    dm.augment = False
+    torch.manual_seed(0)
+    body = backbone_with_fpn("resnet18", out_strides=(8, 16, 32), out_channels=128, extra_blocks="p6p7", in_chans=1)
+    anchors = AnchorGenerator(tuple((float(s),) for s in (8, 16, 32, 64, 128)), ((1.0,),) * 5)
+    plain = FCOS(body, 10, anchor_generator=anchors, min_size=96, max_size=96, image_mean=[0.0], image_std=[1.0]).train()
+    plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
+    task_times, plain_times = [], []
+    tmp = tempfile.mkdtemp(prefix="bench-detection-")  # the task's checkpoint and metrics files go here
+    for _ in range(rounds):
+        task = make_task("fcos")
+        task.hparams.optimizer, task.hparams.lr = "adamw", 1e-4
+        timer = StepTimer()
+        trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, callbacks=[timer], default_root_dir=tmp)  # fmt: skip
+        trainer.fit(task, datamodule=dm)
+        task_times.append(statistics.median(timer.times[1:]))
+        times = []
+        for i, batch in enumerate(batches(dm, dm.train_dataloader())):
+            if i > steps:
+                break
+            t0 = time.perf_counter()
+            targets = [{"boxes": b, "labels": lab} for b, lab in zip(batch["bbox_xyxy"], batch["bbox_label"])]
+            losses = plain(list(batch["image"]), targets)
+            plain_opt.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            plain_opt.step()
+            times.append(time.perf_counter() - t0)
+        plain_times.append(statistics.median(times[1:]))
+    ratios = [p / t for p, t in zip(plain_times, task_times)]
+    return statistics.median(task_times), statistics.median(plain_times), ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=float, default=240.0, help="training seconds per head")
+    parser.add_argument("--heads", nargs="+", default=list(HEADS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--test_scenes", type=int, default=None, help="evaluate on the first N test scenes only")
+    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    dm = FashionMNISTScenesDataModule(
+        data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes
+    )
+    dm.setup("fit")
+    load = os.getloadavg()[0]
+    rows = head_table(dm, args.budget, args.heads) if args.budget > 0 else []
+    task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
+    load_end = os.getloadavg()[0]
+    lines = [
+        f"Measured with the machine shared (1-min load {load:.1f} at start, {load_end:.1f} at end, on 2 cores; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}).",
+        "",
+        f"Heads, {args.budget:.0f} s of training each (batch 32, AdamW 2e-3, warm-up + cosine over the budget), "
+        f"test on {len(dm.test_set)} test scenes; mAP by torchmetrics on {MAP_BACKEND}:",
+        "",
+        "| head | backbone | params | mAP@.5 | mAP@[.5:.95] | train img/s | infer img/s | mAP update+compute s |",
+        "|---|---|---|---|---|---|---|---|",
+        *(f"| {r['head']} | {r['backbone']} | {r['params'] / 1e6:.2f} M | {r['map_50']:.3f} | {r['map']:.3f} | "
+          f"{r['train_ips']:.1f} | {r['infer_ips']:.1f} | {r['map_s']:.2f} |" for r in rows),
+    ]  # fmt: skip
+    if ratios:
+        lines += ["", f"FCOS s/iteration, batch 32, 96x96 ({args.rounds} interleaved rounds of {args.steps} steps, medians): "
+                  f"task (Lightning) {task_s:.3f} s, torchvision plain loop {plain_s:.3f} s; "
+                  f"ratio plain/task per round {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})."]  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

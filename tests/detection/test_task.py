@@ -1,0 +1,143 @@
+"""DetectionTask end to end through the CLI, in-process, on real Fashion-MNIST scenes and COCO128."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from visionsuite.cli import main
+from visionsuite.data.cache import load_split
+from visionsuite.detection.scenes import tight_extents
+from visionsuite.tasks import DetectionTask
+
+CONFIGS = Path(__file__).parents[2] / "configs" / "detection"
+FCOS = str(CONFIGS / "fcos_fmnist_scenes.yaml")
+#: a few hundred small scenes: 64x64 canvases with one or two native 28 px items.
+SMALL_SCENES = [
+    "--data.init_args.num_train_scenes", "448", "--data.init_args.num_test_scenes", "64",
+    "--data.init_args.val_size", "64", "--data.init_args.canvas_size", "64", "--model.init_args.image_size", "64",
+    "--data.init_args.items_per_image", "[1, 2]", "--data.init_args.batch_size", "16",
+    "--model.init_args.backbone", "mobilenet_v3_small", "--trainer.num_sanity_val_steps", "0",
+]  # fmt: skip
+
+
+def _dirs(root: Path) -> list[str]:
+    return ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
+
+
+@pytest.fixture(scope="module")
+def fcos_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path, mirror: Path) -> Path:
+    """One real FCOS fit (+ test of the best checkpoint) on a few hundred small scenes."""
+    root = tmp_path_factory.mktemp("fcos")
+    args = ["fit", "--config", FCOS, "--data.init_args.data_dir", str(data_root), *_dirs(root), *SMALL_SCENES,
+            "--trainer.max_epochs", "4"]  # fmt: skip
+    assert main(args) == 0
+    return (root / "latest").resolve()
+
+
+def test_fcos_learns_the_scenes_and_writes_its_outputs(fcos_run: Path) -> None:
+    metrics = json.loads((fcos_run / "metrics.json").read_text())
+    # chance (an untrained FCOS) measures ~0.001; 4 short epochs reach ~0.14 under load
+    assert metrics["val/map_50"] > 0.08 and metrics["test/map_50"] > 0.08, metrics
+    assert {"val/map", "test/map", "test/map_75", "test/ap/Trouser"} <= set(metrics)
+    terms = [metrics[f"train/{k}"] for k in ("classification", "bbox_regression", "bbox_ctrness")]  # FCOS's own
+    assert metrics["train/loss"] == pytest.approx(sum(terms), rel=1e-5)
+    table = (fcos_run / "per_class_ap.md").read_text()
+    assert "| Trouser |" in table and f"| **all (mAP)** | {metrics['test/map']:.4f} |" in table
+    overlays = sorted((fcos_run / "images").glob("*boxes_*.png"))
+    assert any(p.name.startswith("val_boxes_0_step") for p in overlays) and (fcos_run / "images" / "test_boxes_0.png") in overlays
+    with Image.open(fcos_run / "images" / "test_boxes_0.png") as im:  # predictions | gap | truth, enlarged
+        assert im.size == (2 * 4 * 64 + 4, 4 * 64) and im.mode == "RGB"
+
+
+def test_predict_writes_coco_results_in_original_pixels(fcos_run: Path, data_root: Path, tmp_path: Path) -> None:
+    """A non-square image, letterboxed (x2 and padded) for the model: its item comes back where it is."""
+    from faster_coco_eval import COCO
+
+    from visionsuite.data import FashionMNISTDataModule
+
+    items = FashionMNISTDataModule(data_dir=str(data_root))
+    items.prepare_data()
+    test = load_split(items.cache_path("test"))
+    trouser = test.images[(test.labels == 1).nonzero()[0, 0], 0]  # [28, 28] uint8
+    small = torch.nn.functional.interpolate(trouser[None, None].float(), size=(14, 14), mode="bilinear", antialias=True)
+    small = small.round().clamp(0, 255).to(torch.uint8)[0, 0]
+    canvas = torch.zeros(20, 32, dtype=torch.uint8)  # H 20, W 32: letterboxed to 40x64 (x2) + 12 px bands
+    canvas[3:17, 10:24] = small
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(canvas.numpy()).save(folder / "wide.png")
+    expected = tight_extents(small[None], 10)[0] + torch.tensor([10.0, 3.0, 10.0, 3.0])
+    out = tmp_path / "predict"
+    args = ["predict", "--config", str(fcos_run / "config.yaml"), "--ckpt_path", str(fcos_run / "checkpoints" / "last.ckpt"),
+            "--data.init_args.predict_dir", str(folder), *_dirs(out)]  # fmt: skip
+    assert main(args) == 0
+    (results_file,) = out.glob("*/predictions_coco.json")
+    results = json.loads(results_file.read_text())
+    best = max(results, key=lambda r: r["score"])
+    x, y, w, h = best["bbox"]
+    assert best["image_id"] == 0 and 0 <= best["category_id"] < 10, best
+    assert torch.allclose(torch.tensor([x, y, x + w, y + h]), expected, atol=2.0), (best, expected)
+    assert (results_file.parent / "predictions" / f"{_stem(folder / 'wide.png')}.png").is_file()
+    gt = {"images": [{"id": 0, "file_name": "wide.png", "height": 20, "width": 32}],
+          "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [10, 3, 14, 14], "area": 196, "iscrowd": 0}],
+          "categories": [{"id": i, "name": str(i)} for i in range(10)]}  # fmt: skip
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    loaded = COCO(str(tmp_path / "gt.json")).loadRes(str(results_file))
+    assert len(loaded.getAnnIds()) == len(results)
+
+
+def _stem(path: Path) -> str:
+    from visionsuite.callbacks.detection_writer import _file_stem
+
+    return _file_stem(str(path))
+
+
+def test_targets_are_built_once_per_batch(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = DetectionTask.build_targets
+
+    def spy(self, batch):
+        calls.append(len(batch["image"]))
+        return original(self, batch)
+
+    monkeypatch.setattr(DetectionTask, "build_targets", spy)
+    args = ["fit", "--config", FCOS, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path), *SMALL_SCENES,
+            "--trainer.fast_dev_run", "true", "--test_after_fit", "false"]  # fmt: skip
+    assert main(args) == 0
+    assert calls == [16, 16]  # one training batch, one validation batch: once each
+
+
+def test_class_count_that_counts_the_background_is_refused_in_one_line(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Faster R-CNN adds the background itself: num_classes is the data's 10, not torchvision's 11."""
+    config = str(CONFIGS / "fasterrcnn_fmnist_scenes.yaml")
+    args = ["fit", "--config", config, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path), *SMALL_SCENES,
+            "--model.init_args.num_classes", "11", "--trainer.fast_dev_run", "true"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("model.num_classes=11 but the data has 10 classes; set model.init_args.num_classes: 10"), err
+
+
+SHIPPED = sorted(CONFIGS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.stem)
+def test_every_detection_config_fits_and_tests_one_batch(config: Path, data_root: Path, tmp_path: Path) -> None:
+    if "fmnist_scenes" in config.stem:
+        tiny = ["--data.init_args.num_train_scenes", "64", "--data.init_args.num_test_scenes", "16",
+                "--data.init_args.val_size", "16", "--data.init_args.canvas_size", "64", "--model.init_args.image_size", "64",
+                "--data.init_args.batch_size", "8"]  # fmt: skip
+    else:
+        tiny = ["--data.init_args.image_size", "128", "--model.init_args.image_size", "128", "--data.init_args.batch_size", "2"]
+    args = ["fit", "--config", str(config), "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path), *tiny,
+            "--trainer.fast_dev_run", "true", "--test_after_fit", "true"]  # fmt: skip
+    assert main(args) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink() and (p / "metrics.json").exists()]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test/map" in metrics and "val/map_50" in metrics and "train/loss" in metrics
