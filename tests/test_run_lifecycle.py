@@ -250,3 +250,24 @@ def test_wandb_without_login_or_mode_falls_back_to_offline(tmp_path: Path, monke
     monkeypatch.setenv("WANDB_MODE", "online")
     logger.init_args.offline = False
     assert configure_loggers(Namespace(logger=logger), run, resumed=False) == []
+
+
+def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path: Path, data_root: Path) -> None:
+    """Stopped mid-epoch (step 40 of 64; 32 batches per epoch) and resumed with ``--ckpt_path last``,
+    the run trains on exactly the batches the uninterrupted run saw after step 40: same weights."""
+    common = ["--data.init_args.train_subset", "2048", "--model.init_args.checkpoint_every_n_steps", "10",
+              "--trainer.deterministic", "true", "--test_after_fit", "false", "--run_name", "run"]
+    assert main(_args("fit", tmp_path / "whole", data_root, *common)) == 0
+    assert main(_args("fit", tmp_path / "cut", data_root, *common, "--trainer.max_steps", "40")) == 0
+    last = tmp_path / "cut" / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 40
+    resume = [a for a in common if a not in ("--run_name", "run")]
+    assert main(_args("fit", tmp_path / "cut", data_root, *resume, "--ckpt_path", "last")) == 0
+
+    def final(root: Path) -> dict:
+        return torch.load(root / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+    whole, resumed = final(tmp_path / "whole"), final(tmp_path / "cut")
+    assert whole["global_step"] == resumed["global_step"] == 64
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key

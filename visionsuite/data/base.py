@@ -258,7 +258,17 @@ class TensorClassificationDataModule(L.LightningDataModule):
             drop_last=self.drop_last and train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            position=self._train_position if train else None,
         )
+
+    def _train_position(self) -> tuple[int, int]:
+        """The epoch a training pass belongs to, and how many of its batches a resumed run has
+        already trained on (Lightning restores that count from the checkpoint)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        loop = trainer.fit_loop.epoch_loop
+        return trainer.current_epoch, loop.batch_progress.current.completed if loop.restarting else 0
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("train_set", "fit"), train=True)

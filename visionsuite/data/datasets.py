@@ -8,12 +8,13 @@ normalisation happen later, on the device, in the DataModule's ``on_after_batch_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, LABEL, MASK, PATH, Batch
 
@@ -83,6 +84,52 @@ class TensorImageDataset(Dataset):
         return batch
 
 
+#: where a training pass starts: (epoch, batches of that epoch already trained on).
+Position = Callable[[], tuple[int, int]]
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Shuffled index batches whose order is a function of ``(seed, epoch)`` alone.
+
+    Why: a run killed mid-epoch must, when resumed, see exactly the batches the uninterrupted run
+    would have seen next. A ``RandomSampler`` draws each epoch's order from the global RNG, which a
+    new process does not have, and restarts at the first batch. Here ``seed`` is drawn once from the
+    global RNG (so ``seed_everything`` still sets it) and saved with the loader's state;
+    ``position`` says which epoch a pass belongs to and how many of its batches to skip (the
+    trainer's restored progress). Without ``position`` passes count epochs from 0 and skip nothing.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, drop_last: bool, position: Position | None = None) -> None:
+        self.n, self.batch_size, self.drop_last, self.position = n, batch_size, drop_last, position
+        self.seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        self._passes = 0
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, skip = self.position() if self.position is not None else (self._passes, 0)
+        self._passes += 1
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+        batches = order.split(self.batch_size)
+        if self.drop_last and self.n % self.batch_size:
+            batches = batches[:-1]
+        for batch in batches[skip:]:
+            yield batch.tolist()
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose shuffling seed travels with the checkpoint (Lightning saves and restores
+    loaders that have ``state_dict``/``load_state_dict``), so a resumed run replays the same order."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.sampler.seed} if isinstance(self.sampler, EpochBatchSampler) else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if isinstance(self.sampler, EpochBatchSampler) and "seed" in state:
+            self.sampler.seed = int(state["seed"])
+
+
 def batch_loader(
     dataset: Dataset,
     batch_size: int,
@@ -90,18 +137,21 @@ def batch_loader(
     drop_last: bool = False,
     num_workers: int = 0,
     pin_memory: bool = False,
+    position: Position | None = None,
 ) -> DataLoader:
     """A DataLoader that yields whole batches from ``dataset[list_of_indices]`` (no collate).
 
-    ``batch_size=None`` turns off auto-collation; the ``BatchSampler`` passed as ``sampler``
-    makes each "sample" a list of indices. Shuffling draws from torch's global RNG, so
-    ``seed_everything`` makes it reproducible.
+    ``batch_size=None`` turns off auto-collation; the batch sampler passed as ``sampler`` makes
+    each "sample" a list of indices. Training order: :class:`EpochBatchSampler` (resumable).
     """
-    base = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(
+    if shuffle:
+        sampler: Sampler = EpochBatchSampler(len(dataset), batch_size, drop_last=drop_last, position=position)
+    else:
+        sampler = BatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last)
+    return ResumableLoader(
         dataset,
         batch_size=None,
-        sampler=BatchSampler(base, batch_size=batch_size, drop_last=drop_last),
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
