@@ -2,5 +2,7 @@
 
 from visionsuite.tasks.base import BaseTask
 from visionsuite.tasks.classification import ClassificationTask
+from visionsuite.tasks.gan import GANTask
+from visionsuite.tasks.generative import AutoencoderTask, VAETask
 
-__all__ = ["BaseTask", "ClassificationTask"]
+__all__ = ["AutoencoderTask", "BaseTask", "ClassificationTask", "GANTask", "VAETask"]
