@@ -174,7 +174,7 @@ class GANTask(GenerativeTask):
             if self.generator_ema is not None:
                 self.generator_ema.update_parameters(self.generator)
             losses["g_loss"] = g_loss
-            if hp.loss != "wasserstein" and self.d_wins.update(float(d_loss), float(g_loss)):
+            if hp.loss != "wasserstein" and self.d_wins.update(float(d_loss.detach()), float(g_loss.detach())):
                 rank_zero_warn(self.d_wins.message(self.global_step))
         self.last_losses = {k: v.detach() for k, v in losses.items()}  # what the divergence guard checks
         self.log_train_step(self.last_losses, batch)
