@@ -126,7 +126,7 @@ def test_gan_manual_steps_update_each_network_with_its_own_optimiser(
 def test_gan_run_keeps_last_ckpt_only_and_draws_grids_from_the_saved_fixed_noise(
     data_root: Path, mirror: Path, tmp_path: Path
 ) -> None:
-    assert main(_gan_args(data_root, tmp_path, "--trainer.max_epochs", "2", "--test_after_fit", "false")) == 0
+    assert main(_gan_args(data_root, tmp_path, "--trainer.max_epochs", "2")) == 0
     run = _run(tmp_path)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
     grids = sorted((run / "images").glob("val_samples_step*.png"))
