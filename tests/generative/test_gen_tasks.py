@@ -4,7 +4,9 @@ one loss term stops the run naming it, and the sample grids come from the saved 
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import torch
 from lightning.pytorch import Trainer
 from PIL import Image
 
+from visionsuite.backbones import create_backbone
 from visionsuite.cli import main
 from visionsuite.data import FashionMNISTDataModule
 from visionsuite.models.generative import denormalize, negative_elbo, reparameterize
@@ -124,10 +127,19 @@ def test_gan_manual_steps_update_each_network_with_its_own_optimiser(
 
 
 def test_gan_run_keeps_last_ckpt_only_and_draws_grids_from_the_saved_fixed_noise(
-    data_root: Path, mirror: Path, tmp_path: Path
+    data_root: Path, mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(_gan_args(data_root, tmp_path, "--trainer.max_epochs", "2")) == 0
-    run = _run(tmp_path)
+    # FID/KID in the feature space of a LeNet-5 checkpoint (untrained here: the wiring is under test)
+    lenet = tmp_path / "lenet5.pt"
+    torch.save(create_backbone("lenet5", num_classes=10, in_chans=1).state_dict(), lenet)
+    fid = ["--model.init_args.fid_classifier_ckpt", str(lenet)]
+    assert main(_gan_args(data_root, tmp_path / "runs", "--trainer.max_epochs", "2", *fid)) == 0
+    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    run = _run(tmp_path / "runs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert closing == f"Test fid_lenet5_fashion_mnist (final weights): {metrics['test/fid_lenet5_fashion_mnist']:.2f}"
+    assert {"val/kid_lenet5_fashion_mnist", "test/kid_lenet5_fashion_mnist_std"} <= metrics.keys()
+    assert not any(k.startswith(("val/fid", "test/fid")) and "lenet5" not in k for k in metrics)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
     grids = sorted((run / "images").glob("val_samples_step*.png"))
     assert len(grids) == 2
@@ -169,3 +181,19 @@ def test_nan_in_the_discriminator_loss_stops_naming_step_and_term(
     assert "training loss term d_loss is nan at step 6" in line and "batch 2" in line, line
     kept = torch.load(_run(tmp_path) / "checkpoints" / "last.ckpt", weights_only=True)
     assert kept["global_step"] == 4 and all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
+
+
+def test_denoising_autoencoder_run_lowers_val_mse_and_reports_psnr(data_root: Path, mirror: Path, tmp_path: Path) -> None:
+    args = [
+        "fit", "--config", str(CONFIGS / "fmnist_dae.yaml"), *_data(data_root, 512, 128, 128, 64), *QUIET,
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--model.init_args.widths", "[8, 16]",
+    ]  # fmt: skip
+    assert main(args) == 0
+    run = _run(tmp_path)
+    rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get("val/mse")]
+    val_mse = [float(r["val/mse"]) for r in rows]
+    assert len(val_mse) == 3 and val_mse[-1] < val_mse[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    # PSNR over the test set is 10·log10(1 / MSE) of the same (clean-target) reconstructions
+    assert metrics["test/psnr"] == pytest.approx(10 * math.log10(1 / metrics["test/mse"]), rel=1e-4)
+    assert {p.name for p in (run / "images").glob("test_*.png")} == {"test_reconstructions.png", "test_interpolation.png"}

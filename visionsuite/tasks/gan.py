@@ -128,6 +128,7 @@ class GANTask(GenerativeTask):
         self.sample_metrics: dict[str, dict[str, Metric]] = {}
         #: per stage, whether the real images' features are in (fed once: real statistics persist)
         self._real_fed: dict[str, bool] = {}
+        self._metrics_built = False
 
     def expected_data_classes(self) -> int | None:
         return self.hparams.conditional_classes or None
@@ -182,8 +183,8 @@ class GANTask(GenerativeTask):
     # -- evaluation: losses on held-out images, FID/KID ------------------------------------------
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        if stage in ("fit", "validate", "test") and not self.sample_metrics:
-            self.sample_metrics = self._build_sample_metrics()
+        if stage in ("fit", "validate", "test") and not self._metrics_built:
+            self.sample_metrics, self._metrics_built = self._build_sample_metrics(), True
 
     def _build_sample_metrics(self) -> dict[str, dict[str, Metric]]:
         """Per evaluation stage, FID/KID in each configured feature space (none configured: none)."""

@@ -157,11 +157,14 @@ class AutoencoderTask(GenerativeTask):
         space between pairs of evaluation images."""
         if stage not in self.first_batches:
             return {}
-        batch, out = self.first_batches[stage]
-        k = self.hparams.num_sample_images
-        x = self.pixels(batch["image"])
-        shown = x if self.hparams.noise == "none" else corrupt(x, self.hparams.noise, self.hparams.noise_level)
-        figs = {f"{stage}/reconstructions": as_figure(pictures.reconstruction_grid(shown[:k], out.preds[:k]))}
+        batch, _ = self.first_batches[stage]
+        hp = self.hparams
+        x = self.pixels(batch["image"][: hp.num_sample_images])
+        # the corrupted inputs drawn again (seeded), and what the model makes of exactly those
+        shown = corrupt(x, hp.noise, hp.noise_level, generator=torch.Generator(x.device).manual_seed(EVAL_SEED))
+        with _Eval(self.model):
+            recon = self.model(shown)
+        figs = {f"{stage}/reconstructions": as_figure(pictures.reconstruction_grid(shown, recon))}
         if len(x) >= 2:
             with _Eval(self.model):
                 codes = self.model.encode(x[: 2 * (min(4, len(x) // 2))])
