@@ -155,7 +155,9 @@ def test_seed_and_deterministic_make_runs_repeat_exactly(data_root: Path, tmp_pa
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-EXPERIMENTS = sorted(str(p) for p in (Path(__file__).parents[1] / "configs" / "classification").glob("*.yaml"))
+EXPERIMENTS = sorted(
+    str(p) for family in ("classification", "generative") for p in (Path(__file__).parents[1] / "configs" / family).glob("*.yaml")
+)
 
 
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: Path(p).stem)

@@ -22,9 +22,9 @@ def fmnist_dm(data_root: Path, mirror: Path) -> FashionMNISTDataModule:
 
 
 def _pixels(dm: FashionMNISTDataModule, split: str, n: int) -> tuple[Tensor, Tensor]:
-    images, labels = getattr(dm, f"{split}_set")[list(range(n))]
-    normalised = dm.transform_batch(images, train=False)
-    return denormalize(normalised, dm.mean, dm.std), labels
+    batch = getattr(dm, f"{split}_set")[list(range(n))]  # a batch dict (data/batch.py)
+    normalised = dm.transform_batch(batch, train=False)["image"]
+    return denormalize(normalised, dm.mean, dm.std), batch["label"]
 
 
 @pytest.fixture(scope="session")

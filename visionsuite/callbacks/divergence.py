@@ -16,7 +16,8 @@ class DivergenceError(VisionSuiteError):
 
 
 class DivergenceGuard(Callback):
-    """Checks the loss of every training step (one ``isfinite`` on a scalar), the monitored
+    """Checks the losses of every training step (one ``isfinite`` on their stack; a non-finite one
+    is named: ``d_loss``, ``kl``), the monitored
     validation metric, and the weights about to be written to any checkpoint.
 
     It runs before the checkpoint callbacks (Lightning orders those last), so no checkpoint with
@@ -26,12 +27,16 @@ class DivergenceGuard(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
-            raise DivergenceError(
-                f"training loss is {loss.detach().float().item()} at step {trainer.global_step}"
-                f" (epoch {trainer.current_epoch}, batch {batch_idx}): the run diverged; lower the learning rate"
-            )
+        losses = training_losses(pl_module, outputs)
+        if not losses or bool(torch.isfinite(torch.cat([v.detach().float().flatten() for v in losses.values()])).all()):
+            return
+        bad = [(k, v) for k, v in losses.items() if not bool(torch.isfinite(v.detach()).all())]
+        name, value = min(bad, key=lambda kv: kv[0] == "loss")  # name the term that broke, not only the sum
+        what = "training loss" if name == "loss" else f"training loss term {name}"
+        raise DivergenceError(
+            f"{what} is {value.detach().float().item()} at step {trainer.global_step}"
+            f" (epoch {trainer.current_epoch}, batch {batch_idx}): the run diverged; lower the learning rate"
+        )
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         monitor = getattr(pl_module, "monitor", None)
@@ -47,3 +52,14 @@ class DivergenceGuard(Callback):
                 f"weights {', '.join(bad[:3])} are not finite at step {trainer.global_step}:"
                 " the run diverged (no checkpoint written); lower the learning rate"
             )
+
+
+def training_losses(pl_module: LightningModule, outputs: Any) -> dict[str, torch.Tensor]:
+    """The named scalar losses of the last training step: the task's ``last_losses`` (set by
+    :class:`~visionsuite.tasks.base.BaseTask`, and by tasks with manual optimisation, whose
+    ``training_step`` returns None), else the loss ``training_step`` returned."""
+    named = getattr(pl_module, "last_losses", None)
+    if named:
+        return {k: v for k, v in named.items() if isinstance(v, torch.Tensor)}
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return {"loss": loss.reshape(())} if isinstance(loss, torch.Tensor) and loss.numel() == 1 else {}

@@ -3,5 +3,7 @@
 from visionsuite.tasks.base import BaseTask
 from visionsuite.tasks.classification import ClassificationTask
 from visionsuite.tasks.detection import DetectionTask
+from visionsuite.tasks.gan import GANTask
+from visionsuite.tasks.generative import AutoencoderTask, VAETask
 
-__all__ = ["BaseTask", "ClassificationTask", "DetectionTask"]
+__all__ = ["AutoencoderTask", "BaseTask", "ClassificationTask", "DetectionTask", "GANTask", "VAETask"]

@@ -112,6 +112,9 @@ class BaseTask(LightningModule, ABC):
         self.stage_results: dict[str, dict[str, Tensor]] = {}
         #: per stage, the first evaluation batch and its :class:`StepOutput` (for sample pictures).
         self.first_batches: dict[str, tuple[Any, StepOutput]] = {}
+        #: the named losses of the last training step (``loss`` and its terms), which the
+        #: divergence guard checks; tasks with manual optimisation set it themselves.
+        self.last_losses: dict[str, Tensor] = {}
 
     # -- what each task fills --------------------------------------------------------------
     @abstractmethod
@@ -191,7 +194,8 @@ class BaseTask(LightningModule, ABC):
         if self.train_metrics is not None:
             self.update_metrics(self.train_metrics, out, batch)
         if out.loss is not None:
-            self.log_train_step({"loss": out.loss, **(out.terms or {})}, batch)
+            self.last_losses = {k: v.detach() for k, v in {"loss": out.loss, **(out.terms or {})}.items()}
+            self.log_train_step(self.last_losses, batch)
         return out.loss
 
     def log_train_step(self, values: dict[str, Tensor], batch: dict[str, Any]) -> None:

@@ -1,0 +1,316 @@
+"""Autoencoders and VAEs as tasks: the models of :mod:`visionsuite.models.generative` on any image
+data module, with their numbers (MSE/PSNR; the negative ELBO in nats per image) and pictures.
+
+The data module stays normalised like every other task's; :meth:`GenerativeTask.pixels` undoes it
+with the module's own mean/std (see :mod:`visionsuite.models.generative.pixels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from visionsuite.callbacks import FigureLogger
+from visionsuite.errors import ConfigError
+from visionsuite.models.generative import ConvAutoencoder, ConvVAE, MLPVAE, VAEOutput, corrupt, denormalize
+from visionsuite.models.generative import kl_weight, negative_elbo, reparameterize, vae_loss
+from visionsuite.models.generative import pictures
+from visionsuite.models.generative.metrics import reconstruction_metrics, update_reconstruction
+from visionsuite.models.generative.noise import check_noise
+from visionsuite.tasks.base import BaseTask, StepOutput
+
+#: seed of the generator that draws evaluation noise (VAE posterior samples, GAN latents), reset at
+#: the start of every validation/test epoch, so an evaluation number is reproducible from a checkpoint.
+EVAL_SEED = 1234
+
+
+class GenerativeTask(BaseTask):
+    """What the generative tasks share: [0, 1] pixels from the data module's batches, a seeded
+    evaluation noise source, and the figure callback at every validation and test."""
+
+    def expected_data_classes(self) -> int | None:
+        return None  # unconditional models work on any labelled data; GANTask checks its conditional_classes
+
+    def pixels(self, images: Tensor) -> Tensor:
+        """The batch's images as [0, 1] pixels (the data module's normalisation undone)."""
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and getattr(dm, "normalize", True) and getattr(dm, "mean", None):
+            return denormalize(images, dm.mean, dm.std)
+        return images.clamp(0.0, 1.0)
+
+    def on_validation_epoch_start(self) -> None:
+        self.eval_generator = torch.Generator(device=self.device).manual_seed(EVAL_SEED)
+
+    def on_test_epoch_start(self) -> None:
+        self.eval_generator = torch.Generator(device=self.device).manual_seed(EVAL_SEED)
+
+    def noise_source(self, stage: str) -> torch.Generator | None:
+        """The seeded generator in evaluation, the global RNG in training."""
+        return None if stage == "train" else getattr(self, "eval_generator", None)
+
+    def default_callbacks(self) -> list[Callback]:
+        return [*super().default_callbacks(), FigureLogger()]
+
+    def class_names(self) -> list[str] | None:
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return list(getattr(dm, "class_names", None) or []) or None
+
+
+def as_figure(image: Tensor) -> Tensor:
+    """A uint8 picture of :mod:`~visionsuite.models.generative.pictures` → the [0, 1] float the
+    figure logger takes."""
+    return image.float() / 255.0
+
+
+class _Eval:
+    """``with _Eval(module):`` eval mode and no gradients, the previous mode restored after."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module, self.was_training = module, module.training
+        self.grad = torch.no_grad()
+
+    def __enter__(self) -> None:
+        self.module.eval()
+        self.grad.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.grad.__exit__(*exc)
+        self.module.train(self.was_training)
+
+
+class AutoencoderTask(GenerativeTask):
+    """A convolutional autoencoder (optionally denoising) trained on pixel MSE; MSE and PSNR reported,
+    the best checkpoint chosen on validation MSE."""
+
+    monitor = "val/mse"
+    mode = "min"
+    headline_format = "{:.5f}"
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        img_size: int = 28,
+        latent_dim: int = 32,
+        widths: Sequence[int] = (32, 64),
+        depth: int = 1,
+        norm: str = "batch",
+        activation: str = "relu",
+        noise: str = "none",
+        noise_level: float = 0.0,
+        num_sample_images: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            in_chans: image channels; must equal the data module's.
+            img_size: image side (the data's).
+            latent_dim: bottleneck size.
+            widths: encoder stage widths (the decoder mirrors them).
+            depth: backbone blocks per stage.
+            norm: normalisation layer of the blocks (``batch``, ``none``, …).
+            activation: activation of the blocks.
+            noise: denoising: corruption of the input (``none``, ``gaussian``, ``salt_pepper``,
+                ``masking``); the target stays the clean image. Applied in every stage, so the
+                reported MSE is the denoising error.
+            noise_level: σ for gaussian, the corrupted fraction otherwise.
+            num_sample_images: how many inputs the reconstruction picture shows.
+            **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
+        """
+        check_noise(noise, noise_level)
+        super().__init__(**kwargs)
+
+    def configure_models(self) -> None:
+        hp = self.hparams
+        self.model = ConvAutoencoder(
+            hp.in_chans, hp.img_size, hp.latent_dim, widths=hp.widths, depth=hp.depth, norm=hp.norm,
+            activation=hp.activation,
+        )
+
+    def configure_metrics(self) -> MetricCollection:
+        return reconstruction_metrics()
+
+    def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
+        return None if stage == "train" else super().stage_metrics(stage, template)  # the loss is the train MSE
+
+    def update_metrics(self, metrics: MetricCollection, out: StepOutput, batch: dict[str, Any]) -> None:
+        update_reconstruction(metrics, out.preds, out.target)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
+        x = self.pixels(batch["image"])
+        hp = self.hparams
+        inputs = corrupt(x, hp.noise, hp.noise_level, generator=self.noise_source(stage))
+        recon = self.model(inputs)
+        loss = F.mse_loss(recon, x)
+        return StepOutput(loss, recon.detach(), x)
+
+    def figures(self, stage: str) -> dict[str, Any]:
+        """Inputs (corrupted when denoising) above their reconstructions; an interpolation in code
+        space between pairs of evaluation images."""
+        if stage not in self.first_batches:
+            return {}
+        batch, _ = self.first_batches[stage]
+        hp = self.hparams
+        x = self.pixels(batch["image"][: hp.num_sample_images])
+        # the corrupted inputs drawn again (seeded), and what the model makes of exactly those
+        shown = corrupt(x, hp.noise, hp.noise_level, generator=torch.Generator(x.device).manual_seed(EVAL_SEED))
+        with _Eval(self.model):
+            recon = self.model(shown)
+        figs = {f"{stage}/reconstructions": as_figure(pictures.reconstruction_grid(shown, recon))}
+        if len(x) >= 2:
+            with _Eval(self.model):
+                codes = self.model.encode(x[: 2 * (min(4, len(x) // 2))])
+            half = len(codes) // 2
+            figs[f"{stage}/interpolation"] = as_figure(
+                pictures.interpolation_grid(self.model.decode, codes[:half], codes[half:], steps=10)
+            )
+        return figs
+
+
+class VAETask(GenerativeTask):
+    """A VAE (convolutional, or Kingma & Welling's MLP) trained on the (β-weighted) negative ELBO.
+
+    Reported: the negative ELBO in nats per image (``neg_elbo``) and its two terms (``nll``:
+    E_q[−log p(x|z)] under the stated likelihood, ``kl``), estimated with one posterior sample per
+    image; in evaluation that sample comes from a generator seeded with :data:`EVAL_SEED` at the
+    start of the epoch, so the test number is reproducible from the checkpoint. β and the KL
+    warm-up shape only the training loss; the reported bound always has β = 1.
+    """
+
+    monitor = "val/neg_elbo"
+    mode = "min"
+    headline_format = "{:.2f} nats"
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        img_size: int = 28,
+        latent_dim: int = 16,
+        arch: str = "conv",
+        widths: Sequence[int] = (32, 64),
+        depth: int = 1,
+        norm: str = "batch",
+        activation: str | None = None,
+        hidden: Sequence[int] = (500, 500),
+        likelihood: str = "bernoulli",
+        sigma: float = 0.1,
+        learn_sigma: bool = False,
+        beta: float = 1.0,
+        kl_warmup_steps: int = 0,
+        num_sample_images: int = 64,
+        scatter_points: int = 2000,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            in_chans: image channels; must equal the data module's.
+            img_size: image side (the data's).
+            latent_dim: size of z (2 adds the latent scatter and the decoded manifold pictures).
+            arch: ``conv`` (the autoencoder's backbone blocks) or ``mlp`` (Kingma & Welling:
+                ``hidden`` fully connected layers).
+            widths: conv stage widths.
+            depth: conv blocks per stage.
+            norm: conv normalisation layer.
+            activation: hidden activation (default: relu for conv, tanh for mlp, as in the paper).
+            hidden: MLP hidden layer sizes.
+            likelihood: ``bernoulli`` (decoder logits; grey values as targets) or ``gaussian``
+                (decoder means, σ = ``sigma``, learned with ``learn_sigma``).
+            sigma: Gaussian likelihood σ in [0, 1] pixel units.
+            learn_sigma: learn σ (one scalar).
+            beta: KL weight of the training loss (β-VAE; 1 = the ELBO).
+            kl_warmup_steps: ramp the KL weight linearly from 0 to β over this many steps.
+            num_sample_images: prior samples in the fixed-noise grid (also the reconstructions shown).
+            scatter_points: 2-D latent: how many evaluation images the latent scatter shows.
+            **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
+        """
+        if arch not in ("conv", "mlp"):
+            raise ConfigError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+        if beta < 0 or kl_warmup_steps < 0:
+            raise ConfigError(f"beta and kl_warmup_steps must be ≥ 0, got {beta} and {kl_warmup_steps}")
+        super().__init__(**kwargs)
+
+    def configure_models(self) -> None:
+        hp = self.hparams
+        common = {"latent_dim": hp.latent_dim, "likelihood": hp.likelihood, "sigma": hp.sigma, "learn_sigma": hp.learn_sigma}
+        if hp.arch == "conv":
+            self.model = ConvVAE(
+                hp.in_chans, hp.img_size, widths=hp.widths, depth=hp.depth, norm=hp.norm,
+                activation=hp.activation or "relu", **common,
+            )
+        else:
+            self.model = MLPVAE(hp.in_chans, hp.img_size, hidden=hp.hidden, activation=hp.activation or "tanh", **common)
+        # the prior samples drawn at every validation: the same z each time, saved with the weights
+        fixed = torch.randn(hp.num_sample_images, hp.latent_dim, generator=torch.Generator().manual_seed(EVAL_SEED))
+        self.register_buffer("fixed_z", fixed)
+        self._latents: list[tuple[Tensor, Tensor]] = []
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        mu, logvar = self.model.encode(x)
+        z = reparameterize(mu, logvar, generator=generator)
+        return VAEOutput(self.model.decode(z), mu, logvar, z)
+
+    def decode_images(self, z: Tensor) -> Tensor:
+        """Latents → [0, 1] images (the likelihood's mean)."""
+        return self.model.mean_image(self.model.decode(z))
+
+    def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
+        x = self.pixels(batch["image"])
+        out = self(x, self.noise_source(stage))
+        terms = negative_elbo(x, out.output, out.mu, out.logvar, self.model.likelihood, self.model.log_sigma)
+        hp = self.hparams
+        weight = kl_weight(self.global_step, beta=hp.beta, warmup_steps=hp.kl_warmup_steps) if stage == "train" else hp.beta
+        loss = vae_loss(terms, weight)
+        logged = {"neg_elbo": terms.nelbo.mean(), "nll": terms.recon.mean(), "kl": terms.kl.mean()}
+        if stage != "train":
+            self._keep_latents(out.mu, batch.get("label"))
+            return StepOutput(loss, self.model.mean_image(out.output.detach()), x, logged)
+        if hp.kl_warmup_steps:
+            logged["kl_weight"] = torch.tensor(weight)
+        return StepOutput(loss, None, None, logged)
+
+    def _keep_latents(self, mu: Tensor, labels: Tensor | None) -> None:
+        held = sum(len(m) for m, _ in self._latents)
+        if self.hparams.latent_dim == 2 and labels is not None and held < self.hparams.scatter_points:
+            self._latents.append((mu.detach().cpu(), labels.detach().cpu()))
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._latents = []
+
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self._latents = []
+
+    def figures(self, stage: str) -> dict[str, Any]:
+        """Prior samples from the fixed noise, reconstructions beside their inputs, interpolations
+        between evaluation images, and for a 2-D latent the latent scatter and decoded manifold."""
+        figs: dict[str, Any] = {}
+        with _Eval(self.model):
+            figs[f"{stage}/samples"] = as_figure(pictures.image_grid(self.decode_images(self.fixed_z), nrow=8))
+            if stage in self.first_batches:
+                batch, out = self.first_batches[stage]
+                k = self.hparams.num_sample_images
+                x = self.pixels(batch["image"])
+                figs[f"{stage}/reconstructions"] = as_figure(pictures.reconstruction_grid(x[:k], out.preds[:k]))
+                pairs = min(4, len(x) // 2)
+                if pairs:
+                    mu, _ = self.model.encode(x[: 2 * pairs])
+                    figs[f"{stage}/interpolation"] = as_figure(
+                        pictures.interpolation_grid(self.decode_images, mu[:pairs], mu[pairs:], steps=10)
+                    )
+            if self.hparams.latent_dim == 2:
+                figs[f"{stage}/manifold"] = as_figure(pictures.manifold_grid(self.decode_images, 20, device=self.device))
+                if self._latents:
+                    z = torch.cat([m for m, _ in self._latents])[: self.hparams.scatter_points]
+                    y = torch.cat([lab for _, lab in self._latents])[: len(z)]
+                    figs[f"{stage}/latent_scatter"] = as_figure(pictures.latent_scatter(z, y, self.class_names()))
+        return figs
+
