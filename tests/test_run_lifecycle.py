@@ -150,7 +150,8 @@ def test_best_on_an_empty_experiment_is_one_line(tmp_path: Path, data_root: Path
 
 
 def test_diverging_loss_stops_at_the_step_with_no_nan_checkpoint(tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = _args("fit", tmp_path, data_root, "--model.init_args.lr", ".inf", "--model.init_args.optimizer", "sgd",
+    # lr 1e38 is a valid (finite) value that makes SGD overflow to NaN within a few steps
+    args = _args("fit", tmp_path, data_root, "--model.init_args.lr", "1e38", "--model.init_args.optimizer", "sgd",
                  "--model.init_args.checkpoint_every_n_steps", "1")
     assert main(args) == 2
     line = _error_line(capsys)

@@ -63,9 +63,9 @@ def _by_hand(task: ClassificationTask, dm: FashionMNISTDataModule, loader: Any) 
     task.eval()
     logits, labels = [], []
     with torch.no_grad():
-        for images, y in loader:
-            logits.append(task(dm.transform_batch(images, train=False)))
-            labels.append(y)
+        for batch in loader:
+            logits.append(task(dm.transform_batch(batch, train=False)["image"]))
+            labels.append(batch["label"])
     out, y = torch.cat(logits), torch.cat(labels)
     top5 = out.topk(5, dim=1).indices
     return {
