@@ -5,19 +5,23 @@ See ``data/README.md`` (in the checkout) for where files land and the lookup ord
 """
 
 from .base import TensorClassificationDataModule
+from .camvid import CamVidDataModule
 from .cifar import CIFAR10DataModule
 from .errors import DataError, DatasetNotFoundError, InvalidDatasetError, UnsafeArchiveError
 from .image_folder import ImageFolderDataModule
 from .mnist import FashionMNISTDataModule, MNISTDataModule
+from .segmentation import SegmentationFolderDataModule
 
 __all__ = [
     "CIFAR10DataModule",
+    "CamVidDataModule",
     "DataError",
     "DatasetNotFoundError",
     "FashionMNISTDataModule",
     "ImageFolderDataModule",
     "InvalidDatasetError",
     "MNISTDataModule",
+    "SegmentationFolderDataModule",
     "TensorClassificationDataModule",
     "UnsafeArchiveError",
 ]

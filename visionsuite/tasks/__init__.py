@@ -2,5 +2,6 @@
 
 from visionsuite.tasks.base import BaseTask
 from visionsuite.tasks.classification import ClassificationTask
+from visionsuite.tasks.segmentation import SegmentationTask
 
-__all__ = ["BaseTask", "ClassificationTask"]
+__all__ = ["BaseTask", "ClassificationTask", "SegmentationTask"]
