@@ -37,9 +37,11 @@ def double_conv(in_ch: int, out_ch: int, batch_norm: bool = True) -> nn.Sequenti
 
 
 def match_size(x: Tensor, size: Sequence[int]) -> Tensor:
-    """Pad (zeros) or crop ``x`` symmetrically to spatial ``size``."""
+    """Pad (zeros) or crop ``x`` symmetrically to spatial ``size``; an odd pixel goes on / comes off
+    the bottom and right."""
     dh, dw = size[0] - x.shape[-2], size[1] - x.shape[-1]
-    return F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+    top, left = int(dh / 2), int(dw / 2)  # rounded towards zero, for crops (negative) as for pads
+    return F.pad(x, [left, dw - left, top, dh - top])
 
 
 class UpBlock(nn.Module):
