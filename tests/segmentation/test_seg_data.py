@@ -30,9 +30,10 @@ def _folders(tmp_path: Path, files: list[tuple[Path, Path]]) -> tuple[Path, Path
 
 
 def _module(tmp_path: Path, images: Path, masks: Path, **kw: object) -> SegmentationFolderDataModule:
+    options = {"val_size": 1, **kw}
     return SegmentationFolderDataModule(
         images=str(images), masks=str(masks), class_names=list(CamVidDataModule.CLASSES), ignore_index=11,
-        data_dir=str(tmp_path / "data"), image_size=[30, 40], val_size=1, batch_size=2, **kw,
+        data_dir=str(tmp_path / "data"), image_size=[30, 40], batch_size=2, **options,
     )  # fmt: skip
 
 
@@ -125,7 +126,7 @@ def test_grayscale_and_rgba_images_are_converted(tmp_path: Path, camvid_files: l
     dm.setup("fit")
     gray = dm.decoded["train"].images[dm.decoded["train"].files.index(first.with_suffix(".png").name)]
     assert gray.shape == (3, 30, 40) and bool((gray[0] == gray[1]).all() and (gray[1] == gray[2]).all())
-    assert not (gray[0] == np.asarray(rgb.resize((40, 30)))[..., 0]).all()  # luma, not the red channel
+    assert not (gray[0] == np.array(rgb.resize((40, 30)))[..., 0]).all()  # luma, not the red channel
 
 
 def test_corrupt_image_is_skipped_and_counted(tmp_path: Path, camvid_files: list) -> None:
