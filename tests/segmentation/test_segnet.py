@@ -26,7 +26,7 @@ def test_decoder_places_values_at_the_pooling_argmax() -> None:
     """The decoder's upsampling is driven by the encoder's indices: other indices, other output."""
     model = SegNet(num_classes=NUM_CLASSES).eval()
     with torch.no_grad():
-        pyramid = model.encoder.forward_pyramid_with_indices(torch.randn(1, 3, 45, 61))
+        pyramid = model.pyramid(torch.randn(1, 3, 45, 61))
         stage = model.decoder.stages[0]  # the deepest: unpools the stride-32 map to stride 16
         deepest = pyramid[-1]
         unpooled = torch.nn.functional.max_unpool2d(

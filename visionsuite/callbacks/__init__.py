@@ -2,15 +2,18 @@
 
 from visionsuite.callbacks.checkpointing import checkpoint_callbacks
 from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
-from visionsuite.callbacks.images import FigureLogger
+from visionsuite.callbacks.images import FigureLogger, MaskOverlay
 from visionsuite.callbacks.metrics_file import MetricsFileWriter
+from visionsuite.callbacks.mask_writer import SegmentationMaskWriter
 from visionsuite.callbacks.prediction_writer import PredictionCSVWriter
 
 __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "FigureLogger",
+    "MaskOverlay",
     "MetricsFileWriter",
     "PredictionCSVWriter",
+    "SegmentationMaskWriter",
     "checkpoint_callbacks",
 ]

@@ -4,6 +4,10 @@ Each picture is written as a PNG under ``<log_dir>/images/`` (works with any log
 and sent to W&B (``log_image``) or TensorBoard (``add_image``) when one of those loggers is
 active. The task decides what to draw; this callback only delivers, after validation (each
 picture file named with the step) and after test.
+
+A picture may also be a :class:`MaskOverlay` (segmentation): written as a PNG grid like any image,
+and sent to W&B as images carrying interactive ``predictions``/``ground_truth`` masks with class
+names (``wandb.Image(..., masks=...)``), which W&B can toggle per class.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
+from torch import Tensor
 
 
 @dataclass
@@ -53,7 +58,10 @@ class FigureLogger(Callback):
             annotated = picture if isinstance(picture, AnnotatedImage) else None
             path = write_png(annotated.image if annotated else picture, out_dir / f"{name}.png")
             for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger) and annotated is not None:
+                if isinstance(logger, WandbLogger) and isinstance(picture, MaskOverlay):
+                    images = [(im.permute(1, 2, 0).clamp(0, 1) * 255).byte().cpu().numpy() for im in picture.images]
+                    logger.log_image(key=key, images=images, masks=picture.wandb_masks())
+                elif isinstance(logger, WandbLogger) and annotated is not None:
                     shown = annotated.image if annotated.overlay_image is None else annotated.overlay_image
                     extra = {k: [v] for k, v in annotated.overlays.items()}
                     logger.log_image(key=key, images=[_hwc_uint8(shown)], **extra)
@@ -75,9 +83,73 @@ def _hwc_uint8(picture: torch.Tensor) -> np.ndarray:
 
 
 def write_png(picture: Any, path: Path) -> Path:
-    """Save a matplotlib Figure, or an image tensor [C, H, W] / [H, W] with values in [0, 1], as PNG."""
+    """Save a matplotlib Figure, a :class:`MaskOverlay`, or an image tensor [C, H, W] / [H, W] with
+    values in [0, 1], as PNG."""
+    if isinstance(picture, MaskOverlay):
+        picture = picture.render()
     if isinstance(picture, torch.Tensor):
         Image.fromarray(_hwc_uint8(picture)).save(path)
     else:
         picture.savefig(path, dpi=100, bbox_inches="tight")
     return path
+
+
+@dataclass
+class MaskOverlay:
+    """Images with their predicted (and true) class masks, and how to colour and name the classes.
+
+    ``images`` float [N, 3, H, W] in [0, 1]; ``preds``/``targets`` int [N, H, W] (``targets`` may
+    be ``None``); ``palette`` one RGB per class; pixels equal to ``ignore_index`` stay uncoloured.
+    """
+
+    images: Tensor
+    preds: Tensor
+    targets: Tensor | None
+    class_names: list[str]
+    palette: list[list[int]]
+    ignore_index: int | None = None
+    alpha: float = 0.5
+    gap: int = field(default=2, repr=False)
+
+    def colourise(self, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """RGB in [0, 1] [N, 3, H, W] of ``masks`` and where a class is drawn (bool [N, 1, H, W])."""
+        lut = torch.zeros(256, 3)
+        lut[: len(self.palette)] = torch.tensor(self.palette, dtype=torch.float32) / 255
+        m = masks.long().cpu().clamp(0, 255)
+        drawn = m < len(self.palette)
+        if self.ignore_index is not None:
+            drawn &= m != self.ignore_index
+        return lut[m].permute(0, 3, 1, 2), drawn.unsqueeze(1)
+
+    def blend(self, masks: Tensor) -> Tensor:
+        """The images with ``masks`` painted over them (``alpha``)."""
+        colour, drawn = self.colourise(masks)
+        images = self.images.detach().float().cpu().clamp(0, 1)
+        return torch.where(drawn, (1 - self.alpha) * images + self.alpha * colour, images)
+
+    def render(self) -> Tensor:
+        """One row per image: image | ground truth overlay | prediction overlay, as [3, H', W']."""
+        columns = [self.images.detach().float().cpu().clamp(0, 1)]
+        if self.targets is not None:
+            columns.append(self.blend(self.targets))
+        columns.append(self.blend(self.preds))
+        n, _, h, w = columns[0].shape
+        k, g = len(columns), self.gap
+        out = torch.ones(3, n * (h + g) - g, k * (w + g) - g)
+        for i in range(n):
+            for j, col in enumerate(columns):
+                out[:, i * (h + g) : i * (h + g) + h, j * (w + g) : j * (w + g) + w] = col[i]
+        return out
+
+    def wandb_masks(self) -> list[dict[str, Any]]:
+        """Per image, W&B's ``masks=`` argument: ``predictions`` (and ``ground_truth``) with class names."""
+        labels = {i: name for i, name in enumerate(self.class_names)}
+        if self.ignore_index is not None:
+            labels[self.ignore_index] = "void"
+        out = []
+        for i in range(len(self.preds)):
+            masks = {"predictions": {"mask_data": self.preds[i].cpu().numpy(), "class_labels": labels}}
+            if self.targets is not None:
+                masks["ground_truth"] = {"mask_data": self.targets[i].cpu().numpy(), "class_labels": labels}
+            out.append(masks)
+        return out

@@ -5,6 +5,7 @@ See ``data/README.md`` (in the checkout) for where files land and the lookup ord
 """
 
 from .base import TensorClassificationDataModule
+from .camvid import CamVidDataModule
 from .cifar import CIFAR10DataModule
 from .detection import (
     COCODetectionDataModule,
@@ -15,10 +16,12 @@ from .detection import (
 from .errors import DataError, DatasetNotFoundError, InvalidDatasetError, UnsafeArchiveError
 from .image_folder import ImageFolderDataModule
 from .mnist import FashionMNISTDataModule, MNISTDataModule
+from .segmentation import SegmentationFolderDataModule
 
 __all__ = [
     "CIFAR10DataModule",
     "COCODetectionDataModule",
+    "CamVidDataModule",
     "DataError",
     "DatasetNotFoundError",
     "FashionMNISTDataModule",
@@ -26,6 +29,7 @@ __all__ = [
     "ImageFolderDataModule",
     "InvalidDatasetError",
     "MNISTDataModule",
+    "SegmentationFolderDataModule",
     "TensorClassificationDataModule",
     "UnsafeArchiveError",
     "VOCDetectionDataModule",

@@ -141,3 +141,25 @@ def boxes_to_source(boxes: Tensor, placement: Placement) -> Tensor:
     h, w = placement.source_size
     limit = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
     return torch.minimum(out.clamp(min=0), limit)
+
+
+def restore(x: Tensor, placement: Placement) -> Tensor:
+    """Map ``x`` [N, C, H, W] (float: logits, probabilities) from the fitted image back onto the
+    source image: the inverse of :func:`fit_sample`'s placement, so a prediction made on a
+    letterboxed (or cropped, or stretched) image lands at the original size, pixel for pixel.
+
+    Letterbox padding is cut away; what a ``crop`` cut off is filled with the nearest predicted
+    border (the model never saw it); then bilinear resize to ``placement.source_size``.
+    """
+    (h, w), top, left = placement.size, int(placement.offset_y), int(placement.offset_x)
+    (sh, sw) = placement.source_size
+    rh, rw = max(1, round(sh * placement.scale_y)), max(1, round(sw * placement.scale_x))
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + rh, h), min(left + rw, w)
+    x = x[..., y0:y1, x0:x1]
+    pads = (x0 - left, left + rw - x1, y0 - top, top + rh - y1)  # what the crop cut off, per side
+    if any(pads):
+        x = F.pad(x, pads, mode="replicate")
+    if tuple(x.shape[-2:]) != (sh, sw):
+        x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
+    return x

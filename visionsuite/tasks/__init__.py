@@ -5,5 +5,6 @@ from visionsuite.tasks.classification import ClassificationTask
 from visionsuite.tasks.detection import DetectionTask
 from visionsuite.tasks.gan import GANTask
 from visionsuite.tasks.generative import AutoencoderTask, VAETask
+from visionsuite.tasks.segmentation import SegmentationTask
 
-__all__ = ["AutoencoderTask", "BaseTask", "ClassificationTask", "DetectionTask", "GANTask", "VAETask"]
+__all__ = ["AutoencoderTask", "BaseTask", "ClassificationTask", "DetectionTask", "GANTask", "SegmentationTask", "VAETask"]

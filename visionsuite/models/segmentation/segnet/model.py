@@ -35,5 +35,11 @@ class SegNet(nn.Module):
         self.classifier = nn.Conv2d(self.decoder.out_channels, num_classes, 3, padding=1)
         self.num_classes = num_classes
 
+    def pyramid(self, x: Tensor) -> list:
+        """Per encoder stage, shallow first: pooled features, pooling indices, unpooled size. From the
+        backbone's encoder view with indices (a light wrapper over the same stages, built per call
+        so the stages are not registered twice in the state dict)."""
+        return list(self.encoder.encoder(return_indices=True)(x).values())
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.decoder(self.encoder.forward_pyramid_with_indices(x)))
+        return self.classifier(self.decoder(self.pyramid(x)))

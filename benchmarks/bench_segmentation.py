@@ -1,0 +1,147 @@
+"""CamVid segmentation: quality under a training-time budget, and the task's throughput against a
+plain PyTorch loop on the same model, batch and resolution.
+
+    PYTHONPATH=. python benchmarks/bench_segmentation.py quality --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --minutes 5
+    PYTHONPATH=. python benchmarks/bench_segmentation.py throughput --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 24 --rounds 3
+
+``quality`` runs ``visionsuite fit`` (the config, ``trainer.max_time`` = the budget, validation
+every epoch, then test of the best checkpoint) and prints the test global accuracy,
+class-average accuracy, mIoU and per-class IoU (from the run's ``metrics.json`` and
+``per_class_iou.md``). ``throughput`` times training images/s of the same model (a) inside
+``SegmentationTask`` under a Lightning Trainer and (b) in a plain loop (forward, weighted CE,
+backward, AdamW step) on the same cached uint8 batches, normalised on the fly; the two are run
+in alternation, ``--rounds`` pairs of ``--steps`` steps each (after 3 warm-up steps), and the
+median of the per-pair ratios is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quality(config: str, minutes: float, out: Path, extra: list[str]) -> None:
+    from visionsuite.cli import main
+
+    hh, mm = divmod(int(minutes * 60), 3600)
+    budget = f"00:{hh:02d}:{mm // 60:02d}:{mm % 60:02d}"
+    args = ["fit", "--config", config, "--trainer.max_time", budget, "--trainer.default_root_dir", str(out), *extra]
+    start = time.perf_counter()
+    assert main(args) == 0
+    wall = time.perf_counter() - start
+    run = (out / "latest").resolve()
+    metrics = json.loads((run / "metrics.json").read_text())
+    print(f"run {run}  wall {wall / 60:.1f} min (budget {minutes} min of training), steps {metrics.get('fit_global_step')}")
+    for key in ("test/global_accuracy", "test/class_accuracy", "test/miou"):
+        print(f"{key}: {100 * metrics[key]:.1f}")
+    print((run / "per_class_iou.md").read_text())
+
+
+class _Timer:
+    """Lightning callback: wall time from the end of warm-up step ``warmup`` to the last step."""
+
+    def __init__(self, warmup: int) -> None:
+        from lightning.pytorch import Callback
+
+        outer = self
+
+        class CB(Callback):
+            def on_train_batch_end(self, trainer, *args) -> None:  # noqa: ANN001, ANN002
+                if trainer.global_step == warmup:
+                    outer.start = time.perf_counter()
+                outer.end = time.perf_counter()
+
+        self.callback, self.start, self.end = CB(), 0.0, 0.0
+
+
+def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
+    import lightning as L
+
+    from visionsuite.data import CamVidDataModule
+    from visionsuite.models.segmentation import build_loss
+    from visionsuite.tasks import SegmentationTask
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    model_args = dict(cfg["model"]["init_args"], class_weights=None, scheduler="none")
+    data_args = dict(cfg["data"]["init_args"], augment=False)
+    dm = CamVidDataModule(**data_args)
+    dm.setup("fit")
+    batch_size = dm.batch_size
+    n = warmup + steps
+
+    def task_rate() -> float:
+        task = SegmentationTask(**model_args)
+        timer = _Timer(warmup)
+        trainer = L.Trainer(
+            accelerator="cpu", max_steps=n, limit_val_batches=0, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, callbacks=[timer.callback],
+        )  # fmt: skip
+        trainer.fit(task, datamodule=dm)
+        return steps * batch_size / (timer.end - timer.start)
+
+    def plain_rate() -> float:
+        task = SegmentationTask(**model_args)  # the same network, built the same way
+        model = task.model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=model_args["lr"], weight_decay=model_args.get("weight_decay", 0))
+        loss_fn = build_loss("cross_entropy", ignore_index=dm.ignore_index)
+        mean = torch.tensor(dm.mean).view(1, -1, 1, 1)
+        std = torch.tensor(dm.std).view(1, -1, 1, 1)
+        loader = dm.train_dataloader()
+        it = iter(loader)
+        start = 0.0
+        for i in range(n):
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(loader)
+                batch = next(it)
+            x = (batch["image"].float() / 255 - mean) / std
+            y = batch["mask"].long()
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            if i == warmup - 1:
+                start = time.perf_counter()
+        return steps * batch_size / (time.perf_counter() - start)
+
+    ratios, task_rates, plain_rates = [], [], []
+    for r in range(rounds):
+        order = (plain_rate, task_rate) if r % 2 == 0 else (task_rate, plain_rate)
+        got = {fn.__name__: fn() for fn in order}
+        task_rates.append(got["task_rate"])
+        plain_rates.append(got["plain_rate"])
+        ratios.append(got["task_rate"] / got["plain_rate"])
+        print(f"round {r}: task {got['task_rate']:.2f} img/s, plain {got['plain_rate']:.2f} img/s, ratio {ratios[-1]:.3f}")
+    print(
+        f"median: task {statistics.median(task_rates):.2f} img/s, plain {statistics.median(plain_rates):.2f} img/s, "
+        f"ratio {statistics.median(ratios):.3f} ({rounds} pairs of {steps} steps, batch {batch_size}, {dm.image_size})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("quality", "throughput"))
+    parser.add_argument("--config", default=str(ROOT / "configs/segmentation/camvid_smp_unet_lite0_cpu.yaml"))
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--out", default=str(ROOT / "logs/bench_segmentation"))
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=3)
+    args, extra = parser.parse_known_args()
+    print(f"load average {__import__('os').getloadavg()}, torch threads {torch.get_num_threads()}")
+    if args.mode == "quality":
+        quality(args.config, args.minutes, Path(args.out), extra)
+    else:
+        throughput(args.config, args.steps, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

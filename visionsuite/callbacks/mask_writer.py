@@ -1,0 +1,81 @@
+"""Write ``predict`` results of a segmentation model: per image a palette PNG mask and an overlay.
+
+Masks are written at the ORIGINAL image size: the logits of the fitted (letterboxed/resized)
+image are mapped back with :func:`~visionsuite.data.geometry.restore` (the inverse of the
+placement the data layer applied) before the argmax. The mask PNG is mode ``P``: its pixel values
+are the class indices and its palette the class colours, so it opens in colour anywhere and
+reads back as indices with ``np.array(Image.open(path))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+
+from visionsuite.callbacks.images import MaskOverlay
+from visionsuite.data.geometry import plan, restore
+from visionsuite.data.images import load_image
+
+
+def palette_image(mask: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Image:
+    """A mode ``P`` image of the index ``mask`` [H, W] with ``palette`` (unused entries black)."""
+    img = Image.fromarray(mask.astype(np.uint8), mode="P")
+    flat = [v for colour in palette for v in colour]
+    img.putpalette(flat + [0] * (768 - len(flat)))
+    return img
+
+
+class SegmentationMaskWriter(BasePredictionWriter):
+    """For each predicted image: ``<output>/<name>.png`` (palette mask) and ``<name>_overlay.png``.
+
+    ``predict_step`` returns ``{"paths", "logits"}`` (logits float [B, C, h, w] on the fitted
+    image). ``<name>`` is the file's path relative to the predicted folder, without its suffix.
+
+    Args:
+        output: folder; default ``<trainer.default_root_dir>/predictions``.
+        alpha: opacity of the class colours in the overlay.
+    """
+
+    def __init__(self, output: str | None = None, alpha: float = 0.5) -> None:
+        super().__init__(write_interval="batch")
+        self.output, self.alpha = output, alpha
+        self.written: list[Path] = []
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        dm = trainer.datamodule
+        out_dir = Path(self.output) if self.output else Path(trainer.default_root_dir) / "predictions"
+        root = getattr(dm, "predict_root", None)
+        palette = pl_module.palette()
+        for path, logits in zip(prediction["paths"], prediction["logits"], strict=True):
+            source = Path(path)
+            original = torch.from_numpy(load_image(source, 3, None))
+            _, placement = plan(tuple(original.shape[-2:]), dm.image_size, dm.resize_mode)
+            mask = restore(logits[None].float(), placement)[0].argmax(0)
+            rel = source.relative_to(root) if root is not None and source.is_relative_to(root) else Path(source.name)
+            target = out_dir / rel.with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            palette_image(mask.numpy(), palette).save(target)
+            overlay = MaskOverlay(original[None].float() / 255, mask[None], None, [], palette, alpha=self.alpha)
+            pixels = (overlay.blend(mask[None])[0].permute(1, 2, 0) * 255).round().byte().numpy()
+            Image.fromarray(pixels).save(target.with_name(target.stem + "_overlay.png"))
+            self.written.append(target)
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        out_dir = Path(self.output) if self.output else Path(trainer.default_root_dir) / "predictions"
+        print(f"{len(self.written)} mask(s) and overlay(s) written to {out_dir}")

@@ -1,0 +1,211 @@
+"""Semantic segmentation: SegNet, U-Net and smp architectures by name, one loss by name, the SegNet
+paper's metrics (global accuracy, class-average accuracy, mIoU, per-class IoU; void ignored)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+from visionsuite.callbacks import FigureLogger, MaskOverlay, SegmentationMaskWriter
+from visionsuite.errors import ConfigError
+from visionsuite.models.segmentation import (
+    build_loss,
+    build_segmentation_model,
+    median_frequency_weights,
+    segmentation_metrics,
+)
+from visionsuite.tasks.base import BaseTask, StepOutput
+
+#: the file the test stage writes into the run folder.
+IOU_TABLE = "per_class_iou.md"
+
+
+class SegmentationTask(BaseTask):
+    """Train a segmentation model; the best checkpoint is chosen on validation mIoU."""
+
+    monitor = "val/miou"
+    mode = "max"
+    headline_format = "{:.2%}"
+
+    def __init__(
+        self,
+        model: str = "unet",
+        num_classes: int = 11,
+        in_chans: int = 3,
+        ignore_index: int = 255,
+        model_options: dict[str, Any] | None = None,
+        loss: str = "cross_entropy",
+        loss_options: dict[str, float] | None = None,
+        class_weights: str | list[float] | None = None,
+        palette: list[list[int]] | None = None,
+        num_overlay_images: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            model: ``segnet``, ``unet``, ``unet:<backbone>`` or ``smp:<Arch>`` (see
+                :func:`~visionsuite.models.segmentation.build_segmentation_model`).
+            num_classes: classes without void; must equal the data module's.
+            in_chans: image channels.
+            ignore_index: the void mask value (loss and metrics skip it); must equal the data's.
+            model_options: options of the model (``encoder``, ``encoder_weights``, ``depth`` …).
+            loss: ``cross_entropy`` (``ce``), ``dice``, ``focal`` or ``ce+dice``.
+            loss_options: options of the loss (``gamma``, ``dice_weight``, ``label_smoothing``).
+            class_weights: ``none``, ``median_frequency`` (computed from the training masks at
+                fit, as the SegNet paper does; stored in the checkpoint) or one weight per class.
+            palette: class colours of figures and predicted masks (default: the data module's).
+            num_overlay_images: validation images whose mask overlays are drawn every validation.
+            **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
+        """
+        if isinstance(class_weights, str) and class_weights not in ("none", "median_frequency"):
+            raise ConfigError(f"class_weights must be none, median_frequency or a list, got {class_weights!r}")
+        if isinstance(class_weights, list) and len(class_weights) != num_classes:
+            raise ConfigError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
+        super().__init__(**kwargs)
+
+    # -- parts --------------------------------------------------------------------------------
+    def configure_models(self) -> None:
+        hp = self.hparams
+        self.model = build_segmentation_model(
+            hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, **(hp.model_options or {})
+        )
+
+    def configure_losses(self) -> None:
+        hp = self.hparams
+        weights = hp.class_weights
+        initial = torch.tensor(weights, dtype=torch.float32) if isinstance(weights, list) else torch.ones(hp.num_classes)
+        #: the class weights in use (in the checkpoint, so test/predict reuse those of training).
+        self.register_buffer("class_weight", initial)
+        weighted = weights not in (None, "none")
+        self.criterion = build_loss(
+            hp.loss, ignore_index=hp.ignore_index, class_weights=self.class_weight if weighted else None,
+            **(hp.loss_options or {}),
+        )  # fmt: skip
+
+    def configure_metrics(self) -> MetricCollection:
+        return segmentation_metrics(self.hparams.num_classes, self.hparams.ignore_index)
+
+    def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
+        # no training metrics: a confusion matrix over every training pixel would cost a
+        # noticeable share of a step; validation gives the numbers that select the model
+        return None if stage == "train" else super().stage_metrics(stage, template)
+
+    def setup(self, stage: str) -> None:
+        """Check the data's void value; compute median-frequency weights from its training masks."""
+        super().setup(stage)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data_ignore = getattr(dm, "ignore_index", None)
+        if data_ignore is not None and stage != "predict" and data_ignore != self.hparams.ignore_index:
+            raise ConfigError(
+                f"model.ignore_index={self.hparams.ignore_index} but the data's void value is {data_ignore}; "
+                f"set model.init_args.ignore_index: {data_ignore}"
+            )
+        if stage == "fit" and self.hparams.class_weights == "median_frequency":
+            train = dm.train_set if dm is not None else None
+            if train is None or train.masks is None:
+                raise ConfigError("class_weights: median_frequency needs a data module with training masks")
+            masks = train.masks[train.indices]
+            self.class_weight.copy_(median_frequency_weights(masks, self.hparams.num_classes, self.hparams.ignore_index))
+
+    def default_callbacks(self) -> list[Callback]:
+        extras: list[Callback] = []
+        if self.trainer.state.fn in ("fit", "validate", "test"):
+            extras.append(FigureLogger())  # overlays after every validation, and after test
+        if self.trainer.predicting:
+            extras.append(SegmentationMaskWriter())
+        return [*super().default_callbacks(), *extras]
+
+    # -- steps --------------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
+        logits = self.model(batch["image"])
+        loss = self.criterion(logits, batch["mask"])
+        return StepOutput(loss, logits.detach().argmax(1), batch["mask"])
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Logits of the fitted images (the writer maps them back to each original size)."""
+        return {"paths": list(batch["path"]), "logits": self(batch["image"]).float().cpu()}
+
+    # -- what people look at ----------------------------------------------------------------------
+    def _datamodule(self) -> Any:
+        return self.trainer.datamodule if self._trainer is not None else None
+
+    def class_names(self) -> list[str]:
+        names = getattr(self._datamodule(), "class_names", None)
+        return list(names) if names else [f"class{i}" for i in range(self.hparams.num_classes)]
+
+    def palette(self) -> list[list[int]]:
+        """Class colours: the config's, else the data module's."""
+        if self.hparams.palette is not None:
+            return [list(c) for c in self.hparams.palette]
+        from visionsuite.data.segmentation import default_palette
+
+        return list(getattr(self._datamodule(), "palette", None) or default_palette(self.hparams.num_classes))
+
+    def figures(self, stage: str) -> dict[str, Any]:
+        """Mask overlays (image | truth | prediction) of the first ``num_overlay_images`` of the
+        stage's first batch: a fixed set, since evaluation loaders do not shuffle."""
+        if stage not in self.first_batches:
+            return {}
+        batch, out = self.first_batches[stage]
+        k = self.hparams.num_overlay_images
+        dm = self._datamodule()
+        mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
+        images = batch["image"][:k].detach().float()
+        if mean is not None and std is not None and getattr(dm, "normalize", True):
+            m = torch.as_tensor(mean, device=images.device).view(1, -1, 1, 1)
+            s = torch.as_tensor(std, device=images.device).view(1, -1, 1, 1)
+            images = images * s + m
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        overlay = MaskOverlay(
+            images.cpu(), out.preds[:k].cpu(), out.target[:k].cpu(), self.class_names(), self.palette(),
+            ignore_index=self.hparams.ignore_index,
+        )  # fmt: skip
+        return {f"{stage}/overlays": overlay}
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self._write_iou_table()
+
+    @rank_zero_only
+    def _write_iou_table(self) -> None:
+        """``per_class_iou.md`` in the run folder, and the same table to W&B / TensorBoard."""
+        results = self.stage_results.get("test", {})
+        iou = results.get("test/iou_per_class")
+        if iou is None or self._trainer is None:
+            return
+        rows = iou_rows(self.class_names(), iou.cpu().tolist())
+        text = iou_markdown(rows, {k.split("/", 1)[1]: float(v) for k, v in results.items() if v.numel() == 1})
+        path = Path(self.trainer.default_root_dir) / IOU_TABLE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="test/per_class_iou", columns=["class", "IoU %"], data=[list(r) for r in rows])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text("test/per_class_iou", text, global_step=self.global_step)
+
+
+def iou_rows(names: list[str], values: list[float]) -> list[tuple[str, str]]:
+    """(class, IoU in percent or ``n/a`` where undefined) per class."""
+    return [(n, "n/a" if math.isnan(v) else f"{100 * v:.1f}") for n, v in zip(names, values, strict=True)]
+
+
+def iou_markdown(rows: list[tuple[str, str]], scalars: dict[str, float]) -> str:
+    """The per-class IoU table, then the summary metrics, as Markdown."""
+    lines = ["| class | IoU % |", "|---|---:|", *(f"| {n} | {v} |" for n, v in rows), ""]
+    for key in ("global_accuracy", "class_accuracy", "miou"):
+        if key in scalars:
+            lines.append(f"- {key}: {100 * scalars[key]:.1f}%")
+    return "\n".join(lines) + "\n"
