@@ -226,7 +226,8 @@ class TensorClassificationDataModule(L.LightningDataModule):
         names = split.files or [f"{which}/{i}" for i in range(len(split))]
         return TensorImageDataset(split.images, None, self.test_set.indices, paths=names)
 
-    def _predict_folder_set(self) -> TensorImageDataset:
+    def _predict_files(self) -> tuple[Path, list[Path]]:
+        """``predict_dir`` and its image files; a missing or empty folder is a one-line error."""
         folder = self.predict_dir
         assert folder is not None
         if not folder.is_dir():
@@ -234,6 +235,10 @@ class TensorClassificationDataModule(L.LightningDataModule):
         files = list_image_files(folder)
         if not files:
             raise InvalidDatasetError(f"predict_dir {str(folder)!r} holds no image files")
+        return folder, files
+
+    def _predict_folder_set(self) -> TensorImageDataset:
+        folder, files = self._predict_files()
         images, failed = decode_images(files, self.in_chans, self.image_size, desc="decoding predict_dir")
         bad = set(failed)
         if bad:

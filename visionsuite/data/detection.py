@@ -25,7 +25,7 @@ from .dense import DenseTargetDataModule, Sample
 from .detection_formats import DetectionSet, read_coco, read_voc, read_yolo
 from .errors import DatasetNotFoundError, InvalidDatasetError
 from .geometry import Placement, fit_sample, plan
-from .images import list_image_files, load_image, skipped_message
+from .images import load_image, skipped_message
 from .sources import mirror_path
 
 
@@ -54,11 +54,7 @@ class _PredictFolderInSourcePixels:
 
     def _predict_folder_set(self) -> TensorImageDataset:
         """``predict_dir`` fitted exactly as the training images were (``resize_mode``), sizes kept."""
-        folder = self.predict_dir
-        assert folder is not None
-        if not folder.is_dir():
-            raise InvalidDatasetError(f"predict_dir {str(folder)!r} does not exist (or is not a folder)")
-        files = list_image_files(folder)
+        folder, files = self._predict_files()
         images, paths, bad = [], [], []
         for file in files:
             try:

@@ -180,13 +180,7 @@ class PairedMaskDataModule(DenseTargetDataModule):
 
     # -- prediction: keep each file's geometry so masks go back to the original size -----------
     def _predict_folder_set(self) -> TensorImageDataset:
-        folder = self.predict_dir
-        assert folder is not None
-        if not folder.is_dir():
-            raise InvalidDatasetError(f"predict_dir {str(folder)!r} does not exist (or is not a folder)")
-        files = list_image_files(folder)
-        if not files:
-            raise InvalidDatasetError(f"predict_dir {str(folder)!r} holds no image files")
+        folder, files = self._predict_files()
         self.predict_root = folder
         return self._fitted_set(files, f"predict_dir {folder}")
 
