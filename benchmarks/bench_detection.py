@@ -30,18 +30,20 @@ from visionsuite.data import FashionMNISTScenesDataModule
 from visionsuite.detection.metrics import MAP_BACKEND, detection_metrics
 from visionsuite.tasks import DetectionTask
 
-HEADS = {  # head: (backbone, FPN extra levels)
-    "fcos": ("resnet18", "p6p7"),
-    "retinanet": ("resnet18", "p6p7"),
-    "ssdlite": ("mobilenet_v3_small", "p6p7"),
-    "fasterrcnn": ("resnet18", "maxpool"),
+#: the reference's body: a from-scratch 4-stage ResNet-18 at 32-64-128-256 channels.
+SMALL_RESNET = {"base_width": 32}
+HEADS = {  # head: (backbone, backbone options, FPN extra levels)
+    "fcos": ("resnet18", SMALL_RESNET, "p6p7"),
+    "retinanet": ("resnet18", SMALL_RESNET, "p6p7"),
+    "ssdlite": ("mobilenet_v3_small", {}, "p6p7"),
+    "fasterrcnn": ("resnet18", SMALL_RESNET, "maxpool"),
 }
 
 
 def make_task(head: str) -> DetectionTask:
-    backbone, extra = HEADS[head]
-    return DetectionTask(head=head, backbone=backbone, num_classes=10, in_chans=1, image_size=96,
-                         out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra)  # fmt: skip
+    backbone, options, extra = HEADS[head]
+    return DetectionTask(head=head, backbone=backbone, backbone_options=options, num_classes=10, in_chans=1,
+                         image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra)  # fmt: skip
 
 
 def batches(dm: FashionMNISTScenesDataModule, loader):
@@ -98,7 +100,8 @@ def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]
         seen, secs = train_for(task, dm, budget)
         res = evaluate(task, dm)
         params = sum(p.numel() for p in task.detector.parameters())
-        rows.append({"head": head, "backbone": HEADS[head][0], "train_ips": seen / secs, "params": params, **res})
+        name = HEADS[head][0] + ("-w32" if HEADS[head][1] else "")
+        rows.append({"head": head, "backbone": name, "train_ips": seen / secs, "params": params, **res})
         print(rows[-1], flush=True)
     return rows
 
@@ -123,7 +126,8 @@ def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple
 
     dm.augment = False
     torch.manual_seed(0)
-    body = backbone_with_fpn("resnet18", out_strides=(8, 16, 32), out_channels=128, extra_blocks="p6p7", in_chans=1)
+    body = backbone_with_fpn("resnet18", out_strides=(8, 16, 32), out_channels=128, extra_blocks="p6p7", in_chans=1,
+                             **SMALL_RESNET)
     anchors = AnchorGenerator(tuple((float(s),) for s in (8, 16, 32, 64, 128)), ((1.0,),) * 5)
     plain = FCOS(body, 10, anchor_generator=anchors, min_size=96, max_size=96, image_mean=[0.0], image_std=[1.0]).train()
     plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
@@ -161,10 +165,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--test_scenes", type=int, default=None, help="evaluate on the first N test scenes only")
     parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--val_scenes", type=int, default=1, help="held out of the 8,000 training scenes (unused here)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     dm = FashionMNISTScenesDataModule(
-        data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes
+        data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes,
+        val_size=args.val_scenes,
     )
     dm.setup("fit")
     load = os.getloadavg()[0]

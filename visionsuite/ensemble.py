@@ -2,9 +2,12 @@
 
 ``visionsuite ensemble --config A.yaml --ckpt_path a.ckpt --config B.yaml --ckpt_path b.ckpt …``
 (pairs in order; architectures may differ) scores every member and the ensemble on the test set
-and writes a Markdown table (``--output``, default ``ensemble.md``) and ``<output>.json``. Each
-member sees the test images through its own data module's normalisation; all members must be
-the same task with the same class list, and see the same test labels.
+with the task's own metrics (classification: accuracy; segmentation: the mean of the softmax
+maps, scored by global / class-average accuracy and mIoU) and writes a Markdown table
+(``--output``, default ``ensemble.md``) and ``<output>.json``. With ``--predict_dir`` it predicts
+those images instead, written as the members' ``predict`` writes them. Each member sees the
+images through its own data module's normalisation; all members must be the same task with the
+same class list, and see the same test targets.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor
 
@@ -47,7 +52,7 @@ def combine(probs: Tensor, method: str = "mean", weights: Sequence[float] | None
 
 
 def member_probabilities(trained: object, batch_size: int = 256) -> tuple[Tensor, Tensor]:
-    """Softmax probabilities of one member on its whole test set, and the labels."""
+    """Softmax probabilities of one member on its whole test set, and the targets (labels or masks)."""
     from visionsuite.data.augment import to_float
     from visionsuite.export import Deployable
 
@@ -55,18 +60,25 @@ def member_probabilities(trained: object, batch_size: int = 256) -> tuple[Tensor
     trained.datamodule.setup("test")
     test = trained.datamodule.test_set
     model = Deployable(trained.task, trained.normalisation).eval()
-    probs, labels = [], []
+    probs, targets = [], []
     with torch.no_grad():
         for start in range(0, len(test), batch_size):
             batch = test[list(range(start, min(start + batch_size, len(test))))]
             probs.append(torch.softmax(model(to_float(batch["image"])), dim=1))
-            labels.append(batch["label"])
-    return torch.cat(probs), torch.cat(labels)
+            targets.append(batch[trained.task.target_key].long())
+    return torch.cat(probs), torch.cat(targets)
 
 
 def check_compatible(members: Sequence[object]) -> None:
-    """The same task class and class list for every member; else an error naming both."""
+    """The same task class (one with class probabilities) and class list for every member; else
+    an error naming both."""
     first = members[0]
+    for m in members:
+        if m.task.target_key is None:
+            raise EnsembleError(
+                f"{m.ckpt} is a {type(m.task).__name__}: ensembles combine class probabilities "
+                "(ClassificationTask, SegmentationTask)"
+            )
     for other in members[1:]:
         a, b = type(first.task).__name__, type(other.task).__name__
         if a != b:
@@ -77,29 +89,123 @@ def check_compatible(members: Sequence[object]) -> None:
             )
 
 
-def evaluate(members: Sequence[object], method: str, weights: Sequence[float] | None) -> list[tuple[str, float]]:
-    """Test accuracy of every member, then of the ensemble: ``[(name, accuracy), …]``."""
+def member_name(m: object) -> str:
+    hp = m.task.hparams
+    return f"{m.config.name} ({hp.get('backbone') or hp.get('model') or '?'}) {m.ckpt.name}"
+
+
+def evaluate(members: Sequence[object], method: str, weights: Sequence[float] | None,
+             batch_size: int = 32) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Every member's and the ensemble's scalar test metrics (the task's own: accuracy, or global
+    accuracy / class-average accuracy / mIoU), ``{name: {metric: value}}``, the ensemble last.
+
+    Streams the test set in batches, so softmax maps of a segmentation test set never all sit
+    in memory at once; every member must see the same targets.
+    """
+    from visionsuite.data.augment import to_float
+    from visionsuite.export import Deployable
+
     check_compatible(members)
-    all_probs, labels = [], None
+    key = members[0].task.target_key
+    sets = []
     for m in members:
-        probs, y = member_probabilities(m)
-        if labels is not None and not torch.equal(y, labels):
-            raise EnsembleError(f"{m.config} tests on other images than {members[0].config} (labels differ)")
-        labels = y
-        all_probs.append(probs)
-    stacked = torch.stack(all_probs)
-    rows = [(f"{m.config.name} ({m.task.hparams.get('backbone', '?')}) {m.ckpt.name}", float((p.argmax(1) == labels).float().mean()))
-            for m, p in zip(members, all_probs, strict=True)]  # fmt: skip
-    ensemble = combine(stacked, method, weights)
-    rows.append((f"ensemble ({method})", float((ensemble.argmax(1) == labels).float().mean())))
-    return rows
+        m.datamodule.prepare_data()
+        m.datamodule.setup("test")
+        sets.append(m.datamodule.test_set)
+    models = [Deployable(m.task, m.normalisation).eval() for m in members]
+    scores = [members[0].task.configure_metrics() for _ in range(len(members) + 1)]
+    n = len(sets[0])
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            index = list(range(start, min(start + batch_size, n)))
+            probs, target = [], None
+            for m, model, test in zip(members, models, sets, strict=True):
+                batch = test[index] if len(test) == n else None
+                if batch is None or (target is not None and not torch.equal(batch[key], target)):
+                    raise EnsembleError(f"{m.config} tests on other images than {members[0].config} ({key}s differ)")
+                target = batch[key]
+                probs.append(torch.softmax(model(to_float(batch["image"])), dim=1))
+            stacked = torch.stack(probs)
+            for metric, p in zip(scores, [*stacked, combine(stacked, method, weights)], strict=True):
+                metric.update(p, target.long())
+    names = [member_name(m) for m in members] + [f"ensemble ({method})"]
+    return {name: _scalars(metric.compute()) for name, metric in zip(names, scores, strict=True)}
 
 
-def table(rows: Sequence[tuple[str, float]], n_test: int | None = None) -> str:
-    best = max(acc for _, acc in rows[:-1])
-    lines = ["| model | test accuracy |", "|---|---:|", *[f"| {n} | {a:.2%} |" for n, a in rows]]
-    lines.append(f"\nEnsemble − best member: {rows[-1][1] - best:+.2%}" + (f" on {n_test} test images" if n_test else ""))
+def _scalars(values: dict[str, Tensor]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if v.numel() == 1}
+
+
+def headline(task: object) -> str:
+    """The metric the ensemble is judged on: the one the task selects checkpoints on."""
+    return (task.monitor or "acc").split("/", 1)[-1]
+
+
+def table(rows: dict[str, dict[str, float]], main_metric: str, n_test: int | None = None) -> str:
+    names = list(rows)
+    metrics = list(rows[names[0]])
+    lines = [f"| model | {' | '.join(metrics)} |", "|---|" + "---:|" * len(metrics)]
+    lines += [f"| {n} | {' | '.join(f'{rows[n][k]:.2%}' for k in metrics)} |" for n in names]
+    best = max(rows[n][main_metric] for n in names[:-1])
+    gain = rows[names[-1]][main_metric] - best
+    where = f" on {n_test} test images" if n_test else ""
+    lines.append(f"\nEnsemble − best member ({main_metric}): {gain * 100:+.2f} points{where}")
     return "\n".join(lines)
+
+
+class MemberEnsemble(L.LightningModule):
+    """The members as one model for ``trainer.predict``: the same outputs as a member task's
+    ``predict_step`` (``pred``/``prob`` for classification, ``logits`` = log of the combined
+    probabilities for segmentation), so the tasks' own prediction writers write them.
+
+    Batches arrive normalised with the first member's data statistics; each member gets the
+    [0, 1] pixels back and applies its own normalisation (:class:`~visionsuite.export.Deployable`).
+    """
+
+    def __init__(self, members: Sequence[object], method: str = "mean", weights: Sequence[float] | None = None) -> None:
+        from visionsuite.export import Deployable
+
+        super().__init__()
+        check_compatible(members)
+        self.first = members[0].task
+        self.models = torch.nn.ModuleList([Deployable(m.task, m.normalisation) for m in members])
+        self.method, self.weights = method, weights
+        mean, std = members[0].normalisation or ((0.0,), (1.0,))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Combined class probabilities of normalised images ``x``."""
+        pixels = x * self.std + self.mean
+        probs = torch.stack([torch.softmax(model(pixels), dim=1) for model in self.models])
+        return combine(probs, self.method, self.weights)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        probs = self(batch["image"])
+        if self.first.target_key == "mask":
+            return {"paths": list(batch["path"]), "logits": probs.clamp_min(1e-12).log().float().cpu()}
+        prob, pred = probs.max(1)
+        return {"paths": list(batch["path"]), "pred": pred.cpu(), "prob": prob.cpu()}
+
+    def palette(self) -> list[list[int]]:
+        return self.first.palette()
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        from visionsuite.callbacks import PredictionCSVWriter, SegmentationMaskWriter
+
+        return [SegmentationMaskWriter() if self.first.target_key == "mask" else PredictionCSVWriter()]
+
+
+def predict(members: Sequence[object], method: str, weights: Sequence[float] | None, predict_dir: str, output: Path) -> Path:
+    """Write the ensemble's predictions for the images of ``predict_dir`` under ``output`` (the
+    members' own format: ``predictions.csv``, or palette masks + overlays in ``predictions/``)."""
+    model = MemberEnsemble(members, method, weights).eval()
+    dm = members[0].datamodule
+    dm.predict_dir = Path(predict_dir).expanduser()
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, default_root_dir=str(output),
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.predict(model, datamodule=dm, return_predictions=False)
+    return output
 
 
 def main(args: list[str]) -> int:
@@ -112,15 +218,22 @@ def main(args: list[str]) -> int:
     parser.add_argument("--weights", type=float, nargs="+", default=None, help="with --method weighted")
     parser.add_argument("--data_dir", default=None, help="override every member's data.init_args.data_dir")
     parser.add_argument("--output", type=Path, default=Path("ensemble.md"))
+    parser.add_argument("--predict_dir", default=None,
+                        help="predict these images with the ensemble instead of scoring the test set")
+    parser.add_argument("--predict_output", type=Path, default=Path("ensemble_predictions"),
+                        help="with --predict_dir: folder of the predictions (the members' own format)")
     opts = parser.parse_args(args)
     if len(opts.config) != len(opts.ckpt_path) or len(opts.config) < 2:
         raise EnsembleError(f"give ≥ 2 --config/--ckpt_path pairs, got {len(opts.config)} config(s) and {len(opts.ckpt_path)} checkpoint(s)")
     overrides = {"data_dir": opts.data_dir} if opts.data_dir else None
     members = [load_trained(c, k, data_overrides=overrides) for c, k in zip(opts.config, opts.ckpt_path, strict=True)]
+    if opts.predict_dir:
+        predict(members, opts.method, opts.weights, opts.predict_dir, opts.predict_output)
+        return 0
     rows = evaluate(members, opts.method, opts.weights)
-    text = table(rows, len(members[0].datamodule.test_set))
+    text = table(rows, headline(members[0].task), len(members[0].datamodule.test_set))
     print(text)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     opts.output.write_text(text + "\n")
-    opts.output.with_name(opts.output.name + ".json").write_text(json.dumps(dict(rows), indent=2))
+    opts.output.with_name(opts.output.name + ".json").write_text(json.dumps(rows, indent=2))
     return 0

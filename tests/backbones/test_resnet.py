@@ -31,3 +31,10 @@ class TestResNet(BackboneTester):
     def test_zero_init_residual(self) -> None:
         model = build("resnet18", zero_init_residual=True)
         assert torch.count_nonzero(model.stages["layer1"][0].bn2.weight) == 0
+
+    def test_base_width_scales_every_stage(self) -> None:
+        model = build("resnet18", base_width=32, in_chans=1)
+        assert [f.channels for f in model.feature_info] == [32, 32, 64, 128, 256]
+        assert model.stages["stem"].conv1.out_channels == 32
+        assert model(torch.zeros(2, 1, 96, 96)).shape == (2, 1000)
+        assert model.stages["layer4"][1].conv2.weight.shape == (256, 256, 3, 3)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tiny_camvid import make_tiny_camvid
 
@@ -162,3 +163,21 @@ def test_ignore_index_disagreement_is_a_config_error(
     assert "ignore_index: 11" in capsys.readouterr().err
     with pytest.raises(InvalidDatasetError, match="give both"):
         SegmentationFolderDataModule(images=str(images), masks=str(masks), class_names=11, val_images=str(images))
+
+
+def test_train_on_val_trains_on_both_official_splits(tmp_path: Path, camvid_files: list) -> None:
+    root = make_tiny_camvid(tmp_path, camvid_files)
+    for ext, folder in (("jpg", "val"), ("png", "valannot")):  # val: 2 frames, so the counts tell the splits apart
+        (root / "camvid" / "CamVid" / folder / f"{Path(camvid_files[0][0]).stem}.{ext}").unlink()
+    dm = CamVidDataModule(data_dir=str(root), image_size=[45, 60], batch_size=3, train_on_val=True)
+    dm.setup("fit")
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (5, 2, 3)
+    train, val = dm.train_set[list(range(5))], dm.val_set[[0, 1]]
+    for image, mask in zip(val["image"], val["mask"]):  # every val frame is among the training frames
+        assert any(torch.equal(image, i) and torch.equal(mask, m) for i, m in zip(train["image"], train["mask"]))
+
+
+def test_train_on_val_without_a_stored_val_split_is_an_error(tmp_path: Path, camvid_files: list) -> None:
+    images, masks = _folders(tmp_path, camvid_files)
+    with pytest.raises(InvalidDatasetError, match="train_on_val needs a stored val split"):
+        _module(tmp_path, images, masks, train_on_val=True).setup("fit")

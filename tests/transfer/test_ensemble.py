@@ -57,14 +57,15 @@ def test_ensemble_cli_mean_equals_hand_computed_mean(members: list[tuple[Path, P
     assert main(args) == 0
     scores = json.loads((tmp_path / "table.md.json").read_text())
     assert len(scores) == 3 and "| ensemble (mean) |" in output.read_text()
+    assert set(scores["ensemble (mean)"]) == {"acc", "acc_top5"}
 
     probs, labels = zip(*(member_probabilities(load_trained(c, str(k))) for c, k in members), strict=True)
     assert torch.equal(labels[0], labels[1]) and len(labels[0]) == 200
     hand = (probs[0] + probs[1]) / 2
     assert torch.allclose(combine(torch.stack(probs), "mean"), hand)
     by_hand = float((hand.argmax(1) == labels[0]).float().mean())
-    assert scores["ensemble (mean)"] == pytest.approx(by_hand)
-    member_scores = sorted(v for k, v in scores.items() if not k.startswith("ensemble"))
+    assert scores["ensemble (mean)"]["acc"] == pytest.approx(by_hand)
+    member_scores = sorted(v["acc"] for k, v in scores.items() if not k.startswith("ensemble"))
     assert member_scores == sorted(float((p.argmax(1) == labels[0]).float().mean()) for p in probs)
 
 
@@ -79,3 +80,37 @@ def test_members_with_other_classes_are_refused(members: list[tuple[Path, Path]]
     assert "\n" not in err and f"{ckpt} has classes ['T-shirt/top'" in err and "'0', '1'" in err
     with pytest.raises(EnsembleError, match="3 non-negative weights"):
         combine(torch.rand(3, 1, 2), "weighted", [1.0, 2.0])
+
+
+def test_ensemble_predict_writes_the_combined_classes(members: list[tuple[Path, Path]], tmp_path: Path) -> None:
+    """``--predict_dir``: the CSV a single model's ``predict`` writes, holding the mean-probability class."""
+    import csv
+
+    from PIL import Image
+
+    from visionsuite.trained import load_trained
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    batch = load_trained(*map(str, members[0])).test_batch(6)
+    for i, image in enumerate(batch["image"]):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    out = tmp_path / "pred"
+    args = ["ensemble", "--predict_dir", str(folder), "--predict_output", str(out)]
+    for config, ckpt in members:
+        args += ["--config", str(config), "--ckpt_path", str(ckpt)]
+    assert main(args) == 0
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader((out / "predictions.csv").open())}
+    names = load_trained(*map(str, members[0])).class_names
+    assert len(rows) == 6
+    x = batch["image"].float() / 255
+    probs = []
+    for config, ckpt in members:
+        trained = load_trained(config, str(ckpt))
+        mean, std = trained.normalisation
+        with torch.no_grad():
+            probs.append(torch.softmax(trained.task((x - mean[0]) / std[0]), dim=1))
+    expected = ((probs[0] + probs[1]) / 2).max(1)
+    for i in range(6):
+        assert rows[str(i)]["predicted_class"] == names[int(expected.indices[i])]
+        assert float(rows[str(i)]["probability"]) == pytest.approx(float(expected.values[i]), abs=1e-4)

@@ -160,23 +160,29 @@ class ResNet(Backbone):
         dropout: float = 0.0,
         init: str = "default",
         zero_init_residual: bool = False,
+        base_width: int = 64,
     ) -> None:
+        """``base_width`` is the stem's and first stage's width; the stages are 1x, 2x, 4x, 8x of it
+        (64 is the paper's ResNet; 32 gives the 32-64-128-256 body that small-image detectors use)."""
         super().__init__()
         check_choice("ResNet depth", depth, DEPTHS)
+        if not isinstance(base_width, int) or base_width < 1:
+            raise ValueError(f"ResNet base_width must be a positive integer, got {base_width!r}")
         check_choice("ResNet stem", stem, STEMS)
         check_choice("pooling", pooling, ("max", "avg"))  # validated even where the CIFAR stem has no pool
         block_name, counts = DEPTHS[depth]
         block = BLOCKS[block_name]
         act = activation_factory(activation, negative_slope=negative_slope)
         f = _ConvFactory(norm, padding_mode)
-        self.stages["stem"] = self._stem(in_chans, f, act, stride=2 if stem == "imagenet" else 1)
+        self.stages["stem"] = self._stem(in_chans, f, act, stride=2 if stem == "imagenet" else 1, width=base_width)
         stride = 1
         if stem == "imagenet":
-            self.feature_info.append(FeatureInfo("stem", 2, 64))
+            self.feature_info.append(FeatureInfo("stem", 2, base_width))
             self.stages["maxpool"] = make_pool(pooling, 3, 2, 1)
             stride = 4
-        in_ch = 64
-        for i, (n_blocks, width) in enumerate(zip(counts, (64, 128, 256, 512), strict=True), start=1):
+        in_ch = base_width
+        widths = tuple(base_width * m for m in (1, 2, 4, 8))
+        for i, (n_blocks, width) in enumerate(zip(counts, widths, strict=True), start=1):
             first_stride = 1 if i == 1 else 2
             stride *= first_stride
             blocks = []
@@ -197,9 +203,9 @@ class ResNet(Backbone):
         init_weights(self, init)
 
     @staticmethod
-    def _stem(in_chans: int, f: _ConvFactory, act: Callable[[], nn.Module], *, stride: int) -> nn.Sequential:
-        conv1 = f.conv(in_chans, 64, 7, 2) if stride == 2 else f.conv(in_chans, 64, 3)
-        return nn.Sequential(OrderedDict(conv1=conv1, bn1=f.bn(64), relu=act()))
+    def _stem(in_chans: int, f: _ConvFactory, act: Callable[[], nn.Module], *, stride: int, width: int) -> nn.Sequential:
+        conv1 = f.conv(in_chans, width, 7, 2) if stride == 2 else f.conv(in_chans, width, 3)
+        return nn.Sequential(OrderedDict(conv1=conv1, bn1=f.bn(width), relu=act()))
 
 
 def _register(depth: int, stem: str) -> None:

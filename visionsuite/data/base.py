@@ -32,7 +32,7 @@ from visionsuite.validation import check_arguments
 
 from . import augment as aug
 from .batch import IMAGE, MASK, Batch
-from .cache import DecodedSplit, is_valid_cache, load_split, save_split
+from .cache import DecodedSplit, concat_splits, is_valid_cache, load_split, save_split
 from .datasets import RaggedBoxes, TensorImageDataset, batch_loader
 from .errors import InvalidDatasetError
 from .images import decode_images, list_image_files, skipped_message
@@ -82,6 +82,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         test_subset: int | None = None,
         predict_dir: str | None = None,
         drop_last: bool = False,
+        train_on_val: bool = False,
         image_size: int | tuple[int, int] | None = None,
         channels: int | None = None,
     ) -> None:
@@ -99,6 +100,9 @@ class TensorClassificationDataModule(L.LightningDataModule):
         self.train_subset, self.val_subset, self.test_subset = train_subset, val_subset, test_subset
         self.predict_dir = Path(predict_dir).expanduser() if predict_dir else None
         self.drop_last = drop_last
+        #: train on train + the stored val split (the usual final recipe, e.g. CamVid's 367 + 101);
+        #: validation still runs on val, whose metrics are then no longer held out.
+        self.train_on_val = train_on_val
         if not self.RESIZABLE and (image_size is not None or channels is not None):
             native = (self.IMAGE_SIZE, self.IN_CHANS)
             size_ = (image_size, image_size) if isinstance(image_size, int) else image_size
@@ -197,6 +201,10 @@ class TensorClassificationDataModule(L.LightningDataModule):
         decoded = self.decoded
         assert decoded is not None
         train = decoded["train"]
+        if self.train_on_val:
+            if "val" not in decoded:
+                raise InvalidDatasetError(f"train_on_val needs a stored val split; {type(self).__name__} has none")
+            train = concat_splits(train, decoded["val"])
         held = [name for name in ("val", "test") if name not in decoded]
         sizes = {"val": self.val_size, "test": self.test_size}
         counts = [resolve_size(sizes[name], len(train), f"{name}_size") for name in held]
@@ -204,7 +212,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         subsets = {"train": self.train_subset, "val": self.val_subset, "test": self.test_subset}
         sets = {}
         for name in ("train", "val", "test"):
-            split = decoded.get(name, train)
+            split = train if name == "train" else decoded.get(name, train)
             indices = parts[name] if name in parts else torch.arange(len(split))
             sets[name] = self._dataset_of(split, first_n(indices, subsets[name]))
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]

@@ -76,6 +76,30 @@ class DecodedSplit:
                 raise ValueError(f"box_offsets must rise from 0 to M={m}")
 
 
+def concat_splits(first: DecodedSplit, second: DecodedSplit) -> DecodedSplit:
+    """``first`` followed by ``second`` (same image size and targets), for training on train + val."""
+    if first.images.shape[1:] != second.images.shape[1:]:
+        raise ValueError(f"cannot join splits of shapes {tuple(first.images.shape[1:])} and {tuple(second.images.shape[1:])}")
+    joined: dict[str, Tensor | None] = {}
+    for key in OPTIONAL_TENSORS:
+        a, b = getattr(first, key), getattr(second, key)
+        if (a is None) != (b is None):
+            raise ValueError(f"cannot join a split with {key} to one without")
+        if a is None:
+            joined[key] = None
+        elif key == "box_offsets":
+            joined[key] = torch.cat([a, b[1:] + a[-1]])
+        else:
+            joined[key] = torch.cat([a, b])
+    return DecodedSplit(
+        images=torch.cat([first.images, second.images]),
+        classes=list(first.classes),
+        files=[*first.files, *second.files],
+        skipped=[*first.skipped, *second.skipped],
+        **joined,  # type: ignore[arg-type]
+    )
+
+
 def _expect(t: Tensor | None, name: str, shape: tuple[int, ...], dtypes: tuple[torch.dtype, ...]) -> None:
     if t is not None and (tuple(t.shape) != shape or t.dtype not in dtypes):
         raise ValueError(f"{name} must be {dtypes[0]} {list(shape)}, got {t.dtype} {list(t.shape)}")

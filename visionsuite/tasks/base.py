@@ -58,6 +58,9 @@ class BaseTask(LightningModule, ABC):
     #: the test metric the closing line prints (default: the test twin of ``monitor``), and how.
     headline_metric: str | None = None
     headline_format: str = "{:.4f}"
+    #: the batch part a per-class output is scored against (``label``, ``mask``); ``None`` for
+    #: tasks without one. Ensembles combine the class probabilities of tasks that have one.
+    target_key: str | None = None
 
     def __init__(
         self,

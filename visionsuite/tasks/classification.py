@@ -23,6 +23,7 @@ class ClassificationTask(BaseTask):
     monitor = "val/acc"
     mode = "max"
     headline_format = "{:.2%}"
+    target_key = "label"
 
     def __init__(
         self,

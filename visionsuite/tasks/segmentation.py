@@ -34,6 +34,7 @@ class SegmentationTask(BaseTask):
     monitor = "val/miou"
     mode = "max"
     headline_format = "{:.2%}"
+    target_key = "mask"
 
     def __init__(
         self,
