@@ -134,12 +134,25 @@ def check_export(model: nn.Module, path: Path, images: Tensor, *, atol: float = 
     return diff
 
 
-def write_metadata(path: Path, class_names: Sequence[str], image_shape: Sequence[int]) -> Path:
-    """``<export>.json``: what the exported file needs to be used alone."""
+def write_metadata(path: Path, class_names: Sequence[str], image_shape: Sequence[int], *,
+                   segmentation: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """``<export>.json``: what the exported file needs to be used alone. A segmentation export
+    also records its ``palette`` and ``resize_mode`` (masks go back to each image's own size)."""
     meta = path.with_name(path.name + ".json")
-    meta.write_text(json.dumps({"classes": list(class_names), "channels": int(image_shape[0]),
-                                "image_size": [int(image_shape[1]), int(image_shape[2])]}, indent=2))  # fmt: skip
+    info: dict[str, Any] = {"task": "segmentation" if segmentation else "classification", "classes": list(class_names),
+                            "channels": int(image_shape[0]), "image_size": [int(image_shape[1]), int(image_shape[2])]}  # fmt: skip
+    info.update(segmentation or {})
+    meta.write_text(json.dumps(info, indent=2))
     return meta
+
+
+def segmentation_info(trained: Any) -> dict[str, Any] | None:
+    """Palette and resize mode of a trained segmentation task (``None`` for other tasks)."""
+    if trained.task.target_key != "mask":
+        return None
+    dm = trained.datamodule
+    palette = trained.task.hparams.get("palette") or getattr(dm, "palette", None) or trained.task.palette()
+    return {"palette": [list(map(int, c)) for c in palette], "resize_mode": getattr(dm, "resize_mode", "letterbox")}
 
 
 def main(args: list[str]) -> int:
@@ -160,7 +173,7 @@ def main(args: list[str]) -> int:
     model = Deployable(trained.task, trained.normalisation).eval()
     default = trained.ckpt.parent.parent / f"model{SUFFIX[opts.format]}"
     output = export_model(model, images[:2], opts.format, Path(opts.output) if opts.output else default)
-    write_metadata(output, trained.class_names, images.shape[1:])
+    write_metadata(output, trained.class_names, images.shape[1:], segmentation=segmentation_info(trained))
     check_export(model, output, images)
     print(f"Exported {trained.ckpt} to {output}")
     return 0

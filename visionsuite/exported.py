@@ -2,7 +2,9 @@
 
 ``visionsuite predict-exported model.onnx IMAGES_DIR [--output predictions.csv]`` decodes the
 folder's images as ``predict`` does (same decoder, size and channels, from ``model.onnx.json``),
-runs the file (onnxruntime for ``.onnx``, TorchScript for ``.pt``) and writes the same CSV.
+runs the file (onnxruntime for ``.onnx``, TorchScript for ``.pt``) and writes the same CSV. For
+a segmentation export, ``--output`` is a folder and gets what ``predict`` writes: per image a
+palette PNG mask at the image's original size.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: 
     files = list_image_files(folder) if folder.is_dir() else []
     if not files:
         raise ConfigError(f"{folder}: no image files")
+    if meta.get("task") == "segmentation":
+        return predict_masks(model_path, meta, folder, files, output)
     images, failed = decode_images(files, meta["channels"], tuple(meta["image_size"]))
     if failed:
         print("visionsuite: warning: " + skipped_message([str(files[i]) for i in failed], str(folder)))
@@ -46,13 +50,49 @@ def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: 
     return written
 
 
+def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path], output: Path) -> Path:
+    """Per image: fit it as the data module did, run the export, map the logits back to the
+    image's size, and write ``<output>/<name>.png`` (palette PNG, values = class indices)."""
+    import torch
+
+    from visionsuite.callbacks.mask_writer import palette_image
+    from visionsuite.data.geometry import fit_sample, plan, restore
+    from visionsuite.data.images import load_image
+    from visionsuite.export import run_exported
+
+    size, mode = tuple(meta["image_size"]), meta.get("resize_mode", "letterbox")
+    written = 0
+    for f in files:
+        try:
+            image = torch.from_numpy(load_image(f, meta["channels"], None))
+        except (OSError, ValueError):
+            print(f"visionsuite: warning: skipped unreadable image {f}")
+            continue
+        fitted = fit_sample(image, size, mode).image[None].float() / 255
+        logits = torch.from_numpy(run_exported(model_path, fitted.numpy()))
+        _, placement = plan(tuple(image.shape[-2:]), size, mode)
+        mask = restore(logits, placement)[0].argmax(0).numpy()
+        target = output / f.relative_to(folder).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        palette_image(mask, meta["palette"]).save(target)
+        written += 1
+    print(f"{written} mask(s) written to {output}")
+    return output
+
+
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionsuite predict-exported", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="an exported .onnx or TorchScript .pt file")
     parser.add_argument("images", type=Path, help="a folder of images")
-    parser.add_argument("--output", type=Path, default=Path("predictions.csv"))
+    parser.add_argument("--output", type=Path, default=None,
+                        help="predictions.csv (classification) or a folder of masks (segmentation, default predictions/)")
     parser.add_argument("--classes", nargs="+", default=None, help="class names (default: the export's JSON)")
     parser.add_argument("--batch_size", type=int, default=64)
     opts = parser.parse_args(args)
-    predict_folder(opts.model, opts.images, opts.output, batch_size=opts.batch_size, classes=opts.classes)
+    output = opts.output
+    if output is None:
+        meta = opts.model.with_name(opts.model.name + ".json")
+        segmentation = meta.is_file() and json.loads(meta.read_text()).get("task") == "segmentation"
+        output = Path("predictions" if segmentation else "predictions.csv")
+    predict_folder(opts.model, opts.images, output, batch_size=opts.batch_size, classes=opts.classes)
     return 0

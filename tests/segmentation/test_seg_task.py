@@ -126,3 +126,31 @@ def test_void_pixels_are_never_counted(tiny_root: Path) -> None:
     result = metrics.compute()
     for key in ("val/global_accuracy", "val/class_accuracy", "val/miou"):
         assert result[key] == pytest.approx(1.0), (key, result)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_and_predict_exported_write_the_same_masks_as_predict(
+    fmt: str, run: Path, tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The exported file matches PyTorch on the test frames, and its Lightning-free predict writes
+    the masks ``visionsuite predict`` writes (original size, same palette)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sources = sorted((tiny_root / "camvid" / "CamVid" / "test").glob("*.jpg"))[:2]
+    shutil.copy(sources[0], folder / "a.jpg")
+    Image.open(sources[1]).resize((300, 300)).save(folder / "b.png")
+    ckpt = str(next((run / "checkpoints").glob("best-*.ckpt")))
+    model = tmp_path / ("seg.onnx" if fmt == "onnx" else "seg.pt")
+    export = ["export", "--config", TINY, "--ckpt_path", ckpt, "--format", fmt, "--output", str(model), "--data_dir", str(tiny_root)]
+    assert main(export) == 0
+    assert "same class for 100.0%" in capsys.readouterr().out
+    assert main(["predict-exported", str(model), str(folder), "--output", str(tmp_path / "exported")]) == 0
+    predict = ["predict", "--config", TINY, "--data.init_args.data_dir", str(tiny_root), "--ckpt_path", ckpt,
+               "--data.init_args.predict_dir", str(folder), "--trainer.default_root_dir", str(tmp_path / "p")]  # fmt: skip
+    assert main(predict) == 0
+    (lightning_dir,) = list((tmp_path / "p").glob("*/predictions"))
+    for name, size in (("a", (360, 480)), ("b", (300, 300))):
+        ours, theirs = Image.open(tmp_path / "exported" / f"{name}.png"), Image.open(lightning_dir / f"{name}.png")
+        assert ours.mode == "P" and ours.getpalette() == theirs.getpalette()
+        a, b = np.array(ours), np.array(theirs)
+        assert a.shape == size and (a == b).mean() > 0.999
