@@ -2,7 +2,9 @@
 
 ``visionsuite explain --config C --ckpt_path best|last|PATH [--stage stage2] [--images 8]
 [--output DIR]`` writes ``saliency.png``, ``gradcam_<stage>.png`` (each test image beside its
-map) and ``filters.png``. Written here rather than with ``grad-cam``/``captum``: the backbone
+map), ``activations_<stage>.png`` (the stage's 16 most active channels for the first image) and
+``filters.png``. During training, :class:`~visionsuite.callbacks.ExplanationFigures` logs the
+saliency and Grad-CAM of fixed validation images after every validation. Written here rather than with ``grad-cam``/``captum``: the backbone
 library's named stages give the hook point directly, and both methods are a few lines on top
 of autograd – a dependency would add more than it saves.
 """
@@ -72,6 +74,26 @@ def grad_cam(
     return cam / cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
 
 
+def activation_maps(forward: Callable[[Tensor], Tensor], layer: nn.Module, image: Tensor, n: int = 16) -> Tensor:
+    """The ``n`` most active channels of ``layer``'s output for one image [1, C, H, W], each
+    scaled to [0, 1]: [n, 1, h, w] (what the stage responds to, channel by channel)."""
+    saved: dict[str, Tensor] = {}
+    hook = layer.register_forward_hook(lambda _m, _i, out: saved.__setitem__("a", out.detach()))
+    try:
+        with torch.no_grad():
+            forward(image[:1])
+    finally:
+        hook.remove()
+    act = saved["a"]
+    if act.dim() != 4:
+        raise ExplainError(f"activation maps need a spatial stage output [N, C, H, W], got shape {tuple(act.shape)}")
+    act = act[0]
+    top = act.flatten(1).mean(1).topk(min(n, act.shape[0])).indices
+    maps = act[top]
+    lo, hi = maps.flatten(1).amin(1)[:, None, None], maps.flatten(1).amax(1)[:, None, None]
+    return ((maps - lo) / (hi - lo).clamp_min(1e-12))[:, None]
+
+
 def first_conv_filters(model: nn.Module) -> Tensor:
     """The first convolution's filters as images [O, C, k, k] in [0, 1] (each scaled alone)."""
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
@@ -82,7 +104,7 @@ def first_conv_filters(model: nn.Module) -> Tensor:
     return (w - lo) / (hi - lo).clamp_min(1e-12)
 
 
-def _overlay(images: Tensor, maps: Tensor) -> Tensor:
+def overlay_maps(images: Tensor, maps: Tensor) -> Tensor:
     """Each image (grey or RGB, [0, 1]) beside its map coloured by matplotlib's ``jet``: [N, 2, 3, H, W]."""
     from matplotlib import colormaps
 
@@ -116,8 +138,12 @@ def main(args: list[str]) -> int:
     written = []
     for name, maps in (("saliency", saliency(model, images)), (f"gradcam_{stage}", grad_cam(model, layer, images))):
         path = opts.output / f"{name}.png"
-        save_image(_overlay(images, maps).flatten(0, 1), path, nrow=2, padding=2)
+        save_image(overlay_maps(images, maps).flatten(0, 1), path, nrow=2, padding=2)
         written.append(path)
+    acts = activation_maps(model, layer, images)
+    path = opts.output / f"activations_{stage}.png"
+    save_image(nn.functional.interpolate(acts, size=images.shape[-2:], mode="nearest"), path, nrow=4, padding=2)
+    written.append(path)
     filters = first_conv_filters(backbone)
     if filters.shape[1] not in (1, 3):
         filters = filters.mean(1, keepdim=True)

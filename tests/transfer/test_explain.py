@@ -50,3 +50,40 @@ def test_first_layer_filters_are_scaled_images() -> None:
 
     filters = first_conv_filters(create_backbone("lenet5", num_classes=10, in_chans=1))
     assert filters.shape == (6, 1, 5, 5) and filters.amin() == 0 and filters.amax() == 1
+
+
+def test_activation_maps_rank_channels_by_activity() -> None:
+    from visionsuite.explain import activation_maps
+
+    net, x = _toy(), _images()
+    maps = activation_maps(net, stage_module(net, "stage1"), x[:1], n=2)
+    # channel 0 (+x) fires on the bright patch, channel 1 (−x) nowhere after the ReLU
+    assert maps.shape == (2, 1, 16, 16)
+    assert maps[0, 0, 2:6, 3:7].min() == 1 and maps[0, 0].sum() == 16 and maps[1].max() == 0
+
+
+def test_explanation_callback_logs_maps_of_fixed_validation_images(tmp_path, data_root, mirror, capsys) -> None:  # noqa: ANN001
+    """Through the CLI: after each validation, saliency and Grad-CAM pictures of the same images;
+    an unknown stage stops the run at start in one line listing the valid stages."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from visionsuite.cli import main
+
+    config = str(Path(__file__).parents[1] / "configs" / "lenet5_tiny.yaml")
+    base = ["fit", "--config", config, "--data.init_args.data_dir", str(data_root), "--trainer.default_root_dir",
+            str(tmp_path), "--data.init_args.train_subset", "512", "--data.init_args.val_subset", "64",
+            "--test_after_fit", "false", "--trainer.callbacks+=visionsuite.callbacks.ExplanationFigures"]  # fmt: skip
+    assert main([*base, "--trainer.callbacks.stage", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown stage 'nope'; valid stages:" in err
+    assert main([*base, "--trainer.callbacks.num_images", "4"]) == 0
+    images = (tmp_path / "latest" / "images").resolve()
+    saliency_files = sorted(images.glob("val_saliency_step*.png"))
+    gradcam_files = sorted(images.glob("val_gradcam_*_step*.png"))
+    assert len(saliency_files) == 2 and len(gradcam_files) == 2  # one per validation (2 epochs)
+    first, second = (np.asarray(Image.open(p).convert("RGB"), dtype=float) for p in saliency_files)
+    assert first.shape == second.shape and first.shape[0] > 4 * 28  # 4 image/map rows
+    assert np.abs(first - second).mean() > 0.1  # the same images, a model that has changed

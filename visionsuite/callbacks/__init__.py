@@ -2,6 +2,7 @@
 
 from visionsuite.callbacks.checkpointing import checkpoint_callbacks
 from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
+from visionsuite.callbacks.explanations import ExplanationFigures
 from visionsuite.callbacks.images import FigureLogger, MaskOverlay
 from visionsuite.callbacks.metrics_file import MetricsFileWriter
 from visionsuite.callbacks.mask_writer import SegmentationMaskWriter
@@ -10,6 +11,7 @@ from visionsuite.callbacks.prediction_writer import PredictionCSVWriter
 __all__ = [
     "DivergenceError",
     "DivergenceGuard",
+    "ExplanationFigures",
     "FigureLogger",
     "MaskOverlay",
     "MetricsFileWriter",

@@ -49,27 +49,32 @@ class FigureLogger(Callback):
         out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "images"  # a collective call under DDP
         if not trainer.is_global_zero or not hasattr(pl_module, "figures"):
             return
-        pictures = pl_module.figures(stage)
-        if not pictures:
-            return
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for key, picture in pictures.items():
-            name = key.replace("/", "_") + (f"_step{trainer.global_step:07d}" if stage == "val" else "")
-            annotated = picture if isinstance(picture, AnnotatedImage) else None
-            path = write_png(annotated.image if annotated else picture, out_dir / f"{name}.png")
-            for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger) and isinstance(picture, MaskOverlay):
-                    images = [(im.permute(1, 2, 0).clamp(0, 1) * 255).byte().cpu().numpy() for im in picture.images]
-                    logger.log_image(key=key, images=images, masks=picture.wandb_masks())
-                elif isinstance(logger, WandbLogger) and annotated is not None:
-                    shown = annotated.image if annotated.overlay_image is None else annotated.overlay_image
-                    extra = {k: [v] for k, v in annotated.overlays.items()}
-                    logger.log_image(key=key, images=[_hwc_uint8(shown)], **extra)
-                elif isinstance(logger, WandbLogger):
-                    logger.log_image(key=key, images=[str(path)])
-                elif isinstance(logger, TensorBoardLogger):
-                    rgb = np.asarray(Image.open(path).convert("RGB"))
-                    logger.experiment.add_image(key, rgb, global_step=trainer.global_step, dataformats="HWC")
+        deliver(trainer, pl_module.figures(stage), stage, out_dir)
+
+
+def deliver(trainer: Trainer, pictures: dict[str, Any], stage: str, out_dir: Path) -> None:
+    """Write each picture as ``<out_dir>/<key>[_step<N>].png`` and send it to the W&B/TensorBoard
+    loggers (call on rank 0): the one delivery path of every picture a run makes."""
+    if not pictures:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for key, picture in pictures.items():
+        name = key.replace("/", "_") + (f"_step{trainer.global_step:07d}" if stage == "val" else "")
+        annotated = picture if isinstance(picture, AnnotatedImage) else None
+        path = write_png(annotated.image if annotated else picture, out_dir / f"{name}.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and isinstance(picture, MaskOverlay):
+                images = [(im.permute(1, 2, 0).clamp(0, 1) * 255).byte().cpu().numpy() for im in picture.images]
+                logger.log_image(key=key, images=images, masks=picture.wandb_masks())
+            elif isinstance(logger, WandbLogger) and annotated is not None:
+                shown = annotated.image if annotated.overlay_image is None else annotated.overlay_image
+                extra = {k: [v] for k, v in annotated.overlays.items()}
+                logger.log_image(key=key, images=[_hwc_uint8(shown)], **extra)
+            elif isinstance(logger, WandbLogger):
+                logger.log_image(key=key, images=[str(path)])
+            elif isinstance(logger, TensorBoardLogger):
+                rgb = np.asarray(Image.open(path).convert("RGB"))
+                logger.experiment.add_image(key, rgb, global_step=trainer.global_step, dataformats="HWC")
 
 
 def _hwc_uint8(picture: torch.Tensor) -> np.ndarray:
