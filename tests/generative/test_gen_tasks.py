@@ -197,3 +197,46 @@ def test_denoising_autoencoder_run_lowers_val_mse_and_reports_psnr(data_root: Pa
     # PSNR over the test set is 10·log10(1 / MSE) of the same (clean-target) reconstructions
     assert metrics["test/psnr"] == pytest.approx(10 * math.log10(1 / metrics["test/mse"]), rel=1e-4)
     assert {p.name for p in (run / "images").glob("test_*.png")} == {"test_reconstructions.png", "test_interpolation.png"}
+
+
+def test_gan_resumed_from_last_ckpt_continues_both_optimisers_and_its_gif(
+    data_root: Path, mirror: Path, tmp_path: Path
+) -> None:
+    """Kill after epoch 1, resume from its checkpoint to epoch 2: the resumed run starts from the
+    saved weights and both Adam states (not from scratch), and ends with the step counts and GIF
+    frames of an uninterrupted 2-epoch run."""
+    from lightning.pytorch import Callback
+
+    dm_args = {"data_dir": str(data_root), "train_subset": 128, "val_subset": 32, "test_subset": 32, "batch_size": 32}
+    opts = {"img_size": 28, "latent_dim": 16, "g_width": 8, "d_width": 8, "num_fixed_samples": 16}
+
+    def fit(epochs: int, root: Path, ckpt: str | None = None, callbacks: list | None = None) -> tuple[GANTask, Trainer]:
+        torch.manual_seed(0)
+        task = GANTask(**opts)  # type: ignore[arg-type]
+        trainer = Trainer(
+            accelerator="cpu", max_epochs=epochs, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+            enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(root), callbacks=callbacks or [],
+        )  # fmt: skip
+        trainer.fit(task, datamodule=FashionMNISTDataModule(**dm_args), ckpt_path=ckpt)
+        return task, trainer
+
+    full, full_trainer = fit(2, tmp_path / "full")
+    _, first_trainer = fit(1, tmp_path / "killed")
+    (last,) = (tmp_path / "killed").rglob("*.ckpt")  # the epoch-1 checkpoint
+    saved = torch.load(last, weights_only=True)
+
+    class AtStart(Callback):
+        def on_train_start(self, trainer: Trainer, task: GANTask) -> None:
+            self.step = trainer.global_step
+            self.same_weights = all(torch.equal(v, saved["state_dict"][k]) for k, v in task.state_dict().items())
+            self.adam_steps = [int(next(iter(o.state.values()))["step"]) for o in trainer.optimizers]
+            self.frames = len(task.sample_frames)
+
+    probe = AtStart()
+    resumed, resumed_trainer = fit(2, tmp_path / "killed", str(last), [probe])
+    assert probe.step == 8 and probe.same_weights and probe.adam_steps == [4, 4] and probe.frames == 1
+    assert resumed_trainer.global_step == full_trainer.global_step == 16
+    for a, b in zip(resumed_trainer.optimizers, full_trainer.optimizers, strict=True):
+        assert [int(s["step"]) for s in a.state.values()] == [int(s["step"]) for s in b.state.values()]
+    assert len(resumed.sample_frames) == len(full.sample_frames) == 2
+    assert torch.equal(resumed.sample_frames[0], saved["sample_frames"][0])  # epoch 1's frame, from the checkpoint

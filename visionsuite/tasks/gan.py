@@ -274,6 +274,15 @@ class GANTask(GenerativeTask):
             return {"test/samples": as_figure(self.fixed_noise_grid())}
         return {}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the GIF's frames with the weights, so a resumed run's GIF starts at the beginning."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["sample_frames"] = [f.cpu() for f in self.sample_frames]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.sample_frames = list(checkpoint.get("sample_frames", []))
+
     def on_fit_end(self) -> None:
         """The fixed-noise grids of every validation as one animated GIF in the run folder."""
         if self.sample_frames and self.trainer.is_global_zero:
