@@ -3,6 +3,7 @@ plain PyTorch loop on the same model, batch and resolution.
 
     PYTHONPATH=. python benchmarks/bench_segmentation.py quality --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --minutes 5
     PYTHONPATH=. python benchmarks/bench_segmentation.py throughput --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 24 --rounds 3
+    PYTHONPATH=. python benchmarks/bench_segmentation.py valshare --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 6
 
 ``quality`` runs ``visionsuite fit`` (the config, ``trainer.max_time`` = the budget, validation
 every epoch, then test of the best checkpoint) and prints the test global accuracy,
@@ -11,7 +12,8 @@ class-average accuracy, mIoU and per-class IoU (from the run's ``metrics.json`` 
 ``SegmentationTask`` under a Lightning Trainer and (b) in a plain loop (forward, weighted CE,
 backward, AdamW step) on the same cached uint8 batches, normalised on the fly; the two are run
 in alternation, ``--rounds`` pairs of ``--steps`` steps each (after 3 warm-up steps), and the
-median of the per-pair ratios is reported.
+median of the per-pair ratios is reported. ``valshare`` times, per validation batch, the forward
+pass against the metric update (the confusion matrix behind all four metrics).
 """
 
 from __future__ import annotations
@@ -127,9 +129,39 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
     )
 
 
+def validation_share(config: str, batches: int) -> None:
+    """Seconds per validation batch spent in the forward pass against in the paper's metrics
+    (one confusion-matrix update on the argmax, what ``SegmentationTask`` does per batch)."""
+    from visionsuite.data import CamVidDataModule
+    from visionsuite.tasks import SegmentationTask
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    task = SegmentationTask(**dict(cfg["model"]["init_args"], class_weights=None)).eval()
+    dm = CamVidDataModule(**cfg["data"]["init_args"])
+    dm.setup("fit")
+    metrics = task.configure_metrics()
+    forward = metric = 0.0
+    with torch.no_grad():
+        for i, batch in enumerate(dm.val_dataloader()):
+            if i > batches:
+                break
+            batch = dm.transform_batch(batch, train=False)
+            t0 = time.perf_counter()
+            logits = task(batch["image"])
+            t1 = time.perf_counter()
+            metrics.update(logits.argmax(1), batch["mask"])
+            t2 = time.perf_counter()
+            if i > 0:  # the first batch warms up
+                forward, metric = forward + t1 - t0, metric + t2 - t1
+    metrics.compute()
+    n = min(batches, len(dm.val_dataloader()) - 1)
+    print(f"validation, {n} batches of {dm.eval_batch_size} at {dm.image_size}: forward {forward / n:.3f} s/batch, "
+          f"metrics {metric / n:.4f} s/batch: metrics are {100 * metric / (forward + metric):.1f}% of the step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("quality", "throughput"))
+    parser.add_argument("mode", choices=("quality", "throughput", "valshare"))
     parser.add_argument("--config", default=str(ROOT / "configs/segmentation/camvid_smp_unet_lite0_cpu.yaml"))
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--out", default=str(ROOT / "logs/bench_segmentation"))
@@ -139,6 +171,8 @@ def main() -> None:
     print(f"load average {__import__('os').getloadavg()}, torch threads {torch.get_num_threads()}")
     if args.mode == "quality":
         quality(args.config, args.minutes, Path(args.out), extra)
+    elif args.mode == "valshare":
+        validation_share(args.config, args.steps)
     else:
         throughput(args.config, args.steps, args.rounds)
 

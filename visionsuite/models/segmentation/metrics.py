@@ -23,6 +23,9 @@ class _FromConfusion(MulticlassConfusionMatrix):
     """A confusion matrix (rows: target, columns: prediction) whose ``compute`` is one paper metric."""
 
     def __init__(self, num_classes: int, ignore_index: int | None = None, **kwargs: object) -> None:
+        # no per-batch input validation (it doubles the update's cost): predictions are an argmax
+        # and masks were range-checked when the cache was built
+        kwargs.setdefault("validate_args", False)
         super().__init__(num_classes, ignore_index=ignore_index, normalize=None, **kwargs)
 
     def _matrix(self) -> Tensor:
