@@ -32,6 +32,10 @@ from visionsuite.tasks import DetectionTask
 
 #: the reference's body: a from-scratch 4-stage ResNet-18 at 32-64-128-256 channels.
 SMALL_RESNET = {"base_width": 32}
+#: Faster R-CNN's proposal and RoI counts for 96-px scenes (torchvision's are for 800-px images),
+#: as in ``configs/detection/fasterrcnn_fmnist_scenes.yaml``.
+SMALL_IMAGE_RCNN = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
+                    "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 64}  # fmt: skip
 HEADS = {  # head: (backbone, backbone options, FPN extra levels)
     "fcos": ("resnet18", SMALL_RESNET, "p6p7"),
     "retinanet": ("resnet18", SMALL_RESNET, "p6p7"),
@@ -42,8 +46,10 @@ HEADS = {  # head: (backbone, backbone options, FPN extra levels)
 
 def make_task(head: str) -> DetectionTask:
     backbone, options, extra = HEADS[head]
+    head_options = SMALL_IMAGE_RCNN if head == "fasterrcnn" else None
     return DetectionTask(head=head, backbone=backbone, backbone_options=options, num_classes=10, in_chans=1,
-                         image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra)  # fmt: skip
+                         image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra,
+                         head_options=head_options)  # fmt: skip
 
 
 def batches(dm: FashionMNISTScenesDataModule, loader):
