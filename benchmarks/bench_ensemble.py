@@ -47,6 +47,44 @@ def member_config(name: str, model: dict, opts: argparse.Namespace, folder: Path
     return path
 
 
+def prediction_cost(configs: list[Path], repeats: int = 3) -> list[str]:
+    """Seconds to predict the 10,000 test images with each member alone and with the ensemble
+    (``MemberEnsemble``, what ``visionsuite ensemble --predict_dir`` runs), best of ``repeats``."""
+    import torch
+
+    from visionsuite.ensemble import MemberEnsemble
+    from visionsuite.export import Deployable
+    from visionsuite.trained import load_trained
+
+    members = [load_trained(c, "last") for c in configs]
+    dm = members[0].datamodule
+    dm.prepare_data()
+    dm.setup("test")
+    x = dm.test_set[list(range(len(dm.test_set)))]["image"].float() / 255
+    mean = torch.tensor(dm.mean).view(1, -1, 1, 1)
+    std = torch.tensor(dm.std).view(1, -1, 1, 1)
+
+    def best_of(fn) -> float:  # noqa: ANN001
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for start in range(0, len(x), 256):
+                    fn(x[start : start + 256])
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    singles = [best_of(Deployable(m.task, m.normalisation).eval()) for m in members]
+    ensemble = MemberEnsemble(members).eval()
+    both = best_of(lambda b: ensemble((b - mean) / std))
+    rows = [f"| {c.stem} alone | {t:.2f} |" for c, t in zip(configs, singles, strict=True)]
+    return ["| model | s for 10,000 test images (best of 3) |", "|---|---:|", *rows,
+            f"| sum of the {len(members)} members | {sum(singles):.2f} |",
+            f"| ensemble (mean of probabilities) | {both:.2f} |", "",
+            f"Ensemble / sum of members: **{both / sum(singles):.2f}** (goal: ≤ 1, i.e. no more than N single "
+            f"predictions); ensemble / slowest member: {both / max(singles):.2f} (N = {len(members)})."]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
@@ -56,12 +94,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "logs" / "bench_ensemble")
     opts = parser.parse_args()
     opts.work.mkdir(parents=True, exist_ok=True)
-    args, times = ["ensemble", "--output", str(opts.work / "mean.md")], {}
+    args, times, configs = ["ensemble", "--output", str(opts.work / "mean.md")], {}, []
     for name, model in MEMBERS.items():
         config = member_config(name, model, opts, opts.work)
         start = time.perf_counter()
         assert cli(["fit", "--config", str(config)]) == 0
         times[name] = time.perf_counter() - start
+        configs.append(config)
         args += ["--config", str(config), "--ckpt_path", "last"]
     assert cli(args) == 0
     assert cli([*args[:1], "--method", "vote", "--output", str(opts.work / "vote.md"), *args[3:]]) == 0
@@ -75,6 +114,8 @@ def main() -> None:
         f"Training wall time per member (machine shared, load average {load:.1f}; not a speed claim): "
         + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
         + "\n\n## Mean of probabilities\n\n" + mean + "\n## Majority vote\n\n" + vote
+        + f"\n## Prediction cost\n\nTorch threads: {__import__('torch').get_num_threads()}; "
+        + "machine shared (see the load above).\n\n" + "\n".join(prediction_cost(configs)) + "\n"
     )
     print(RESULTS.read_text())
 
