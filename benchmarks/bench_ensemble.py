@@ -1,6 +1,7 @@
 """Ensemble demonstration on Fashion-MNIST: three members of different architectures, trained
 briefly with the same budget, then ``visionsuite ensemble`` (mean of probabilities and majority
-vote) on the full 10,000-image test set. Writes ``benchmarks/results/ensemble.md``.
+vote) on the full 10,000-image test set, and the cost of predicting with the ensemble against
+its members one by one. Writes ``benchmarks/results/ensemble.md``.
 
     PYTHONPATH=. python benchmarks/bench_ensemble.py [--epochs 2] [--train-subset 20000] [--seed 0]
 
