@@ -193,7 +193,7 @@ def task_images_per_s(task, dm, steps: int, skip: int) -> float:
     trainer = Trainer(
         accelerator="cpu", max_epochs=1, limit_train_batches=steps, limit_val_batches=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[timer.callback], num_sanity_val_steps=0,
+        callbacks=[timer.callback], num_sanity_val_steps=0, default_root_dir=tempfile.mkdtemp(prefix="bench-gen-"),
     )  # fmt: skip
     trainer.fit(task, datamodule=dm)
     return (steps - skip) * BATCH / (timer.end - timer.start)

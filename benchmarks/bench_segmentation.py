@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
         trainer = L.Trainer(
             accelerator="cpu", max_steps=n, limit_val_batches=0, logger=False, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, callbacks=[timer.callback],
+            default_root_dir=tempfile.mkdtemp(prefix="bench-seg-"),  # metrics.json goes there, not into the checkout
         )  # fmt: skip
         trainer.fit(task, datamodule=dm)
         return steps * batch_size / (timer.end - timer.start)

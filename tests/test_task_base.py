@@ -175,3 +175,13 @@ def test_closing_line_prints_the_headline_metric_in_its_unit(capsys: pytest.Capt
 
     _print_result([{"test/acc": 0.5}], _Gan(num_classes=10, in_chans=1), None)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_enable_checkpointing_false_writes_no_checkpoint(enabled: bool, data_root: Path, mirror: Path, tmp_path: Path) -> None:
+    """A plain Trainer keeps the task's checkpoints (last.ckpt) unless it was told not to checkpoint."""
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1)
+    trainer = Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=enabled,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))  # fmt: skip
+    trainer.fit(task, datamodule=_dm(data_root, train_subset=128, batch_size=64))
+    assert bool(list(tmp_path.rglob("*.ckpt"))) == enabled

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from lightning.pytorch import Callback, LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
@@ -312,10 +313,14 @@ class BaseTask(LightningModule, ABC):
         The ``visionsuite`` CLI passes :meth:`run_callbacks` to the Trainer itself, before
         Lightning resolves ``ckpt_path`` (callbacks returned here come too late for that), so for
         it only the stage's :meth:`default_callbacks` are added here, and never a second
-        checkpoint callback.
+        checkpoint callback. A Trainer built with ``enable_checkpointing=False`` (it then has no
+        checkpoint callback at all) gets none from here either: no files written unasked.
         """
         present = {type(cb) for cb in self.trainer.callbacks}
-        return [cb for cb in [*self.run_callbacks(None), *self.default_callbacks()] if type(cb) not in present]
+        wanted = [*self.run_callbacks(None), *self.default_callbacks()]
+        if not self.trainer.checkpoint_callbacks:
+            wanted = [cb for cb in wanted if not isinstance(cb, ModelCheckpoint)]
+        return [cb for cb in wanted if type(cb) not in present]
 
     def run_callbacks(self, checkpoint_dir: str | Path | None) -> list[Callback]:
         """Checkpoints (best on ``monitor`` when set, and ``last.ckpt``), the divergence guard and
