@@ -21,7 +21,8 @@ SMALL_SCENES = [
     "--data.init_args.num_train_scenes", "448", "--data.init_args.num_test_scenes", "64",
     "--data.init_args.val_size", "64", "--data.init_args.canvas_size", "64", "--model.init_args.image_size", "64",
     "--data.init_args.items_per_image", "[1, 2]", "--data.init_args.batch_size", "16",
-    "--model.init_args.backbone", "mobilenet_v3_small", "--trainer.num_sanity_val_steps", "0",
+    "--model.init_args.backbone", "mobilenet_v3_small", "--model.init_args.backbone_options", "{}",
+    "--trainer.num_sanity_val_steps", "0",
 ]  # fmt: skip
 
 
