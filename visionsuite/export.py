@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +112,27 @@ def export_model(model: nn.Module, example: Tensor, fmt: str, output: Path) -> P
 
 def run_exported(path: Path, images: np.ndarray) -> np.ndarray:
     """Logits of an exported file (``.onnx`` under onnxruntime, else TorchScript) for float images."""
-    if path.suffix == ".onnx":
+    runner = _load_exported(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+    return runner(images.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_exported(path: str, mtime_ns: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Load an exported file once per (path, mtime): callers run it batch by batch or image by
+    image, and an onnxruntime session or a TorchScript load costs far more than one batch."""
+    if path.endswith(".onnx"):
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {session.get_inputs()[0].name: images.astype(np.float32)})[0]
-    module = torch.jit.load(str(path), map_location="cpu")
-    with torch.no_grad():
-        return module(torch.from_numpy(images.astype(np.float32))).numpy()
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    module = torch.jit.load(path, map_location="cpu")
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(x)).numpy()
+
+    return run
 
 
 def check_export(model: nn.Module, path: Path, images: Tensor, *, atol: float = 1e-4, rtol: float = 1e-3) -> float:
