@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from step_clock import StepClock
 from visionsuite.data import FashionMNISTScenesDataModule
 from visionsuite.detection.metrics import MAP_BACKEND, detection_metrics
 from visionsuite.tasks import DetectionTask
@@ -120,16 +121,6 @@ def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple
 
     from visionsuite.backbones.fpn import backbone_with_fpn
 
-    class StepTimer(L.Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_train_batch_start(self, *args) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_train_batch_end(self, *args) -> None:
-            self.times.append(time.perf_counter() - self.t0)
-
     dm.augment = False
     torch.manual_seed(0)
     body = backbone_with_fpn("resnet18", out_strides=(8, 16, 32), out_channels=128, extra_blocks="p6p7", in_chans=1,
@@ -142,11 +133,11 @@ def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple
     for _ in range(rounds):
         task = make_task("fcos")
         task.hparams.optimizer, task.hparams.lr = "adamw", 1e-4
-        timer = StepTimer()
+        clock = StepClock()
         trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                            limit_val_batches=0, callbacks=[timer], default_root_dir=tmp)  # fmt: skip
+                            limit_val_batches=0, callbacks=[clock], default_root_dir=tmp)  # fmt: skip
         trainer.fit(task, datamodule=dm)
-        task_times.append(statistics.median(timer.times[1:]))
+        task_times.append(statistics.median(clock.durations(skip=1)))
         times = []
         for i, batch in enumerate(batches(dm, dm.train_dataloader())):
             if i > steps:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 BATCH = 128
 
+from step_clock import StepClock  # noqa: E402
 from visionsuite.backbones import create_backbone  # noqa: E402
 from visionsuite.data import FashionMNISTDataModule  # noqa: E402
 from visionsuite.models.generative import (  # noqa: E402
@@ -166,37 +167,17 @@ def sample_scores(extractor, real: Tensor, fake: Tensor) -> dict[str, float]:
 
 
 # -- task vs plain loop --------------------------------------------------------------------------
-class StepTimer:
-    """Times training steps ``skip``..end of a Trainer.fit (warm-up excluded)."""
-
-    def __init__(self, skip: int) -> None:
-        from lightning.pytorch import Callback
-
-        timer = self
-
-        class _CB(Callback):
-            def on_train_batch_start(self, trainer, module, batch, idx):  # noqa: ANN001
-                if idx == skip:
-                    timer.start = time.perf_counter()
-
-            def on_train_batch_end(self, trainer, module, out, batch, idx):  # noqa: ANN001
-                timer.end = time.perf_counter()
-
-        self.callback = _CB()
-        self.start = self.end = 0.0
-
-
 def task_images_per_s(task, dm, steps: int, skip: int) -> float:
     from lightning.pytorch import Trainer
 
-    timer = StepTimer(skip)
+    clock = StepClock()
     trainer = Trainer(
         accelerator="cpu", max_epochs=1, limit_train_batches=steps, limit_val_batches=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[timer.callback], num_sanity_val_steps=0, default_root_dir=tempfile.mkdtemp(prefix="bench-gen-"),
+        callbacks=[clock], num_sanity_val_steps=0, default_root_dir=tempfile.mkdtemp(prefix="bench-gen-"),
     )  # fmt: skip
     trainer.fit(task, datamodule=dm)
-    return (steps - skip) * BATCH / (timer.end - timer.start)
+    return clock.images_per_second(BATCH, skip)
 
 
 def loop_images_per_s(step_fn, dm, steps: int, skip: int) -> float:
@@ -212,14 +193,14 @@ def loop_images_per_s(step_fn, dm, steps: int, skip: int) -> float:
     return (steps - skip) * BATCH / (time.perf_counter() - start)
 
 
-def throughput(data_dir: str, pairs: int, steps: int) -> dict[str, tuple[float, float, float]]:
+def throughput(data_dir: str, pairs: int, steps: int, args_models: tuple[str, ...] = ("VAE (conv, 16-D)", "DCGAN")) -> dict[str, tuple[float, float, float]]:
     from visionsuite.tasks import GANTask, VAETask
 
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=BATCH, augment=False, train_subset=BATCH * steps, drop_last=True)
     dm.prepare_data()
     dm.setup("fit")
     results: dict[str, tuple[float, float, float]] = {}
-    for name in ("VAE (conv, 16-D)", "DCGAN"):
+    for name in args_models:
         ratios, task_rates, loop_rates = [], [], []
         for _ in range(pairs):
             if name.startswith("VAE"):
@@ -240,8 +221,12 @@ def throughput(data_dir: str, pairs: int, steps: int) -> dict[str, tuple[float, 
 
                 def step(x: Tensor, g=g, d=d, og=og, od=od) -> None:
                     gan_step(g, d, og, od, x, 100)
-            t = task_images_per_s(task, dm, steps, skip=5)
-            p = loop_images_per_s(step, dm, steps, skip=5)
+            if len(ratios) % 2:  # alternate which runs first, so warm caches favour neither
+                p = loop_images_per_s(step, dm, steps, skip=5)
+                t = task_images_per_s(task, dm, steps, skip=5)
+            else:
+                t = task_images_per_s(task, dm, steps, skip=5)
+                p = loop_images_per_s(step, dm, steps, skip=5)
             task_rates.append(t)
             loop_rates.append(p)
             ratios.append(t / p)
@@ -249,36 +234,19 @@ def throughput(data_dir: str, pairs: int, steps: int) -> dict[str, tuple[float, 
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=180.0, help="seconds of training per VAE")
-    parser.add_argument("--gan-budget", type=float, default=180.0, help="seconds of DCGAN training")
-    parser.add_argument("--lenet-budget", type=float, default=60.0, help="seconds of LeNet-5 training (FID features)")
-    parser.add_argument("--pairs", type=int, default=3, help="task/loop throughput pairs per model")
-    parser.add_argument("--steps", type=int, default=30, help="training steps per throughput run")
-    parser.add_argument("--data_dir", default=str(ROOT / "data"))
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    load_before = os.getloadavg()
-    lines = [
-        "# Generative models benchmark (issue #10)",
-        "",
-        f"Command: `PYTHONPATH=. python benchmarks/bench_generative.py --budget {args.budget:g} --gan-budget "
-        f"{args.gan_budget:g} --lenet-budget {args.lenet_budget:g} --pairs {args.pairs} --steps {args.steps}`",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, no GPU. **Measured with the machine shared with other jobs** (load average "
-        f"{load_before[0]:.1f} at start): absolute speeds and what a budget reaches are lower than on an idle machine.",
-        "",
-    ]
-    dm, train, train_y, test, test_y = load_data(args.data_dir)
+SECTIONS = ("vae", "gan", "throughput")
 
-    # 1. VAEs
-    lines += ["## 1. Convolutional VAE vs MLP VAE (Kingma & Welling), same wall-clock budget", "",
-              f"Fashion-MNIST, {len(train)} training images, Bernoulli likelihood on grey values (a cross-entropy: "
-              "comparable between these models, not with discrete-likelihood papers), 16-D latent, Adam 1e-3, batch "
-              f"{BATCH}, {args.budget:g} s of training each. Test = the 10k test images.", "",
-              "| model | parameters | steps (epochs) in budget | test −ELBO (nats/image) | nll | KL |", "|---|---|---|---|---|---|"]
-    for name, model in (("ConvVAE (widths 32, 64)", ConvVAE(latent_dim=16)), ("MLPVAE 784-500-500-16 tanh", MLPVAE(latent_dim=16))):
+
+def vae_section(args: argparse.Namespace, train: Tensor, test: Tensor) -> list[str]:
+    lines = ["## 1. Convolutional VAE vs MLP VAE (Kingma & Welling), same wall-clock budget", "",
+             f"Fashion-MNIST, {len(train)} training images, Bernoulli likelihood on grey values (a cross-entropy: "
+             "comparable between these models, not with discrete-likelihood papers), 16-D latent, Adam 1e-3, batch "
+             f"{BATCH}, {args.budget:g} s of training each, one after the other in one process "
+             f"({torch.get_num_threads()} torch thread(s)). Test = the 10k test images.", "",
+             "| model | parameters | steps (epochs) in budget | test −ELBO (nats/image) | nll | KL |", "|---|---|---|---|---|---|"]
+    models = (("ConvVAE: convs 32-64 (stride 2, batch norm), fc 256, transposed-conv decoder (the defaults)", ConvVAE(latent_dim=16)),
+              ("MLPVAE 784-500-500-16 tanh", MLPVAE(latent_dim=16)))
+    for name, model in models:
         steps, epochs = train_vae(model, train, args.budget)
         nelbo, nll, kl = test_nelbo(model, test)
         n_params = sum(p.numel() for p in model.parameters())
@@ -287,9 +255,10 @@ def main() -> None:
         if name.startswith("Conv"):
             model.eval()
             save_png(image_grid(model.sample(64, generator=torch.Generator().manual_seed(0))), RESULTS / "generative_vae_samples.png")
-    lines.append("")
+    return [*lines, "", "Conv VAE prior samples: `generative_vae_samples.png`.", ""]
 
-    # 2. DCGAN + FID/KID in a named feature space
+
+def gan_section(args: argparse.Namespace, dm, train: Tensor, train_y: Tensor, test: Tensor, test_y: Tensor) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "lenet5_fmnist.pt"
         acc = train_lenet(train, train_y, test, test_y, dm, weights, args.lenet_budget)
@@ -304,7 +273,7 @@ def main() -> None:
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     curve = []
-    steps, start, trained = 0, time.perf_counter(), 0.0
+    steps, trained = 0, 0.0
     for third in (1, 2, 3):
         t0 = time.perf_counter()
         while trained + (time.perf_counter() - t0) < args.gan_budget * third / 3:
@@ -316,33 +285,83 @@ def main() -> None:
         print(curve[-1], flush=True)
     save_png(image_grid(sample(g, 64, 100)), RESULTS / "generative_dcgan_samples.png")
     fid_key, kid_key = "fid_lenet5_fashion_mnist", "kid_lenet5_fashion_mnist"
-    lines += ["## 2. DCGAN: FID / KID in the LeNet-5 (Fashion-MNIST) feature space", "",
-              f"Feature space `lenet5_fashion_mnist`: the 84-d pre-logits features of a LeNet-5 trained {args.lenet_budget:g} s "
-              f"on Fashion-MNIST (test accuracy {acc:.2%}). Not Inception FID: these numbers compare only with each other. "
-              f"{n_eval} images per set against the first 5000 test images; KID: 50 subsets of 1000. DCGAN: batch 64, Adam 2e-4, "
-              "betas (0.5, 0.999), non-saturating loss, no EMA, sampled in eval mode.", "",
-              f"| set | {fid_key} | {kid_key} (± std) |", "|---|---|---|",
-              f"| real vs real floor (train vs test images) | {floor[fid_key]:.3f} | {floor[kid_key]:.4f} ± {floor[kid_key + '_std']:.4f} |"]
+    lines = ["## 2. DCGAN: FID / KID in the LeNet-5 (Fashion-MNIST) feature space", "",
+             f"Feature space `lenet5_fashion_mnist`: the 84-d pre-logits features of a LeNet-5 trained {args.lenet_budget:g} s "
+             f"on Fashion-MNIST (test accuracy {acc:.2%}). Not Inception FID: these numbers compare only with each other. "
+             f"{n_eval} images per set against the first 5000 test images; KID: 50 subsets of 1000. DCGAN: batch 64, Adam 2e-4, "
+             f"betas (0.5, 0.999), non-saturating loss, no EMA, sampled in eval mode, {args.gan_budget:g} s of training.", "",
+             f"| set | {fid_key} | {kid_key} (± std) |", "|---|---|---|",
+             f"| real vs real floor (train vs test images) | {floor[fid_key]:.3f} | {floor[kid_key]:.4f} ± {floor[kid_key + '_std']:.4f} |"]
     for secs, st, sc in curve:
         lines.append(f"| DCGAN after {secs:.0f} s ({st} steps) | {sc[fid_key]:.3f} | {sc[kid_key]:.4f} ± {sc[kid_key + '_std']:.4f} |")
-    lines += [f"| noise ceiling (uniform noise vs test) | {ceiling[fid_key]:.3f} | {ceiling[kid_key]:.4f} ± {ceiling[kid_key + '_std']:.4f} |", "",
-              "Final samples: `generative_dcgan_samples.png`; conv VAE prior samples: `generative_vae_samples.png`.", ""]
+    return [*lines, f"| noise ceiling (uniform noise vs test) | {ceiling[fid_key]:.3f} | {ceiling[kid_key]:.4f} ± {ceiling[kid_key + '_std']:.4f} |", "",
+            "Final samples: `generative_dcgan_samples.png`.", ""]
 
-    # 3. throughput
+
+def throughput_section(args: argparse.Namespace) -> list[str]:
     rates = throughput(args.data_dir, args.pairs, args.steps)
-    lines += ["## 3. Task vs plain PyTorch loop (training throughput)", "",
-              f"Same model, batches of {BATCH} from the same data module (on-device normalisation undone to [0, 1]), "
-              f"{args.steps} steps per run, first 5 untimed, {args.pairs} pairs interleaved (task run, then loop run); "
-              "median. The GAN's two optimiser steps per batch are in both. Goal: ratio ≥ 0.95.", "",
-              "| model | task images/s | plain loop images/s | ratio (median of pairs) |", "|---|---|---|---|"]
+    lines = ["## 3. Task vs plain PyTorch loop (training throughput)", "",
+             f"Same model, batches of {BATCH} from the same data module (on-device normalisation undone to [0, 1]), "
+             f"{args.steps} steps per run, first 5 untimed, {args.pairs} pairs interleaved (task first in even pairs, loop first in odd ones); "
+             f"median; {torch.get_num_threads()} torch thread(s). The GAN's two optimiser steps per batch are in both. "
+             "Goal: ratio ≥ 0.95.", "",
+             "| model | task images/s | plain loop images/s | ratio (median of pairs) |", "|---|---|---|---|"]
     for name, (t, p, r) in rates.items():
         lines.append(f"| {name} | {t:.0f} | {p:.0f} | {r:.3f} |")
-    load_after = os.getloadavg()
-    lines += ["", f"Load average at the end: {load_after[0]:.1f}. Not reached here: the issue's 20-minute budget per "
-              "model (these are the budgets above), the stabilised GAN's and CIFAR-10 DCGAN's FID/KID, and an idle-machine "
-              "timing; rerun the command on an idle machine for those.", ""]
-    (RESULTS / "generative.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    return [*lines, ""]
+
+
+def replace_sections(old: str, new: dict[str, list[str]]) -> list[str]:
+    """The results file with the sections in ``new`` (keyed by their ``## N.`` heading number)
+    replaced or added, the others kept as they were."""
+    parts: dict[str, list[str]] = {}
+    key = None
+    for line in old.splitlines():
+        if line.startswith("## "):
+            key = line.split()[1].rstrip(".")
+        if key is not None:
+            parts.setdefault(key, []).append(line)
+    parts.update(new)
+    return [line for k in sorted(parts) for line in parts[k]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="what to run; the other sections of the results file are kept")
+    parser.add_argument("--budget", type=float, default=180.0, help="seconds of training per VAE")
+    parser.add_argument("--gan-budget", type=float, default=180.0, help="seconds of DCGAN training")
+    parser.add_argument("--lenet-budget", type=float, default=60.0, help="seconds of LeNet-5 training (FID features)")
+    parser.add_argument("--pairs", type=int, default=3, help="task/loop throughput pairs per model")
+    parser.add_argument("--steps", type=int, default=30, help="training steps per throughput run")
+    parser.add_argument("--data_dir", default=str(ROOT / "data"))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    load_before = os.getloadavg()
+    dm, train, train_y, test, test_y = load_data(args.data_dir)
+    new: dict[str, list[str]] = {}
+    if "vae" in args.sections:
+        new["1"] = vae_section(args, train, test)
+    if "gan" in args.sections:
+        new["2"] = gan_section(args, dm, train, train_y, test, test_y)
+    if "throughput" in args.sections:
+        new["3"] = throughput_section(args)
+    command = (f"PYTHONPATH=. python benchmarks/bench_generative.py --sections {' '.join(args.sections)} --budget {args.budget:g} "
+               f"--gan-budget {args.gan_budget:g} --lenet-budget {args.lenet_budget:g} --pairs {args.pairs} --steps {args.steps}")
+    stamp = (f"*Measured by `{command}`: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+             f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), no GPU, load average {load_before[0]:.1f} at "
+             f"start and {os.getloadavg()[0]:.1f} at the end (above 1.0: another job shared the machine, so absolute "
+             "speeds and what a budget reaches are lower than on an idle one).*")
+    for key in new:
+        new[key].insert(1, "")
+        new[key].insert(2, stamp)
+    path = RESULTS / "generative.md"
+    old = path.read_text() if path.exists() else ""
+    head = ["# Generative models benchmark (issue #10)", "",
+            "Each section states the command and the conditions it was measured under; "
+            "`--sections` reruns some and keeps the others.", ""]
+    path.write_text("\n".join([*head, *replace_sections(old, new)]) + "\n")
+    print(path.read_text())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from step_clock import StepClock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,23 +49,6 @@ def quality(config: str, minutes: float, out: Path, extra: list[str]) -> None:
     print((run / "per_class_iou.md").read_text())
 
 
-class _Timer:
-    """Lightning callback: wall time from the end of warm-up step ``warmup`` to the last step."""
-
-    def __init__(self, warmup: int) -> None:
-        from lightning.pytorch import Callback
-
-        outer = self
-
-        class CB(Callback):
-            def on_train_batch_end(self, trainer, *args) -> None:  # noqa: ANN001, ANN002
-                if trainer.global_step == warmup:
-                    outer.start = time.perf_counter()
-                outer.end = time.perf_counter()
-
-        self.callback, self.start, self.end = CB(), 0.0, 0.0
-
-
 def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
     import lightning as L
 
@@ -82,14 +66,14 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
 
     def task_rate() -> float:
         task = SegmentationTask(**model_args)
-        timer = _Timer(warmup)
+        clock = StepClock()
         trainer = L.Trainer(
             accelerator="cpu", max_steps=n, limit_val_batches=0, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, callbacks=[timer.callback],
+            enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],
             default_root_dir=tempfile.mkdtemp(prefix="bench-seg-"),  # metrics.json goes there, not into the checkout
         )  # fmt: skip
         trainer.fit(task, datamodule=dm)
-        return steps * batch_size / (timer.end - timer.start)
+        return clock.images_per_second(batch_size, skip=warmup)
 
     def plain_rate() -> float:
         task = SegmentationTask(**model_args)  # the same network, built the same way

@@ -156,7 +156,7 @@ def test_seed_and_deterministic_make_runs_repeat_exactly(data_root: Path, tmp_pa
 
 
 EXPERIMENTS = sorted(
-    str(p) for family in ("classification", "generative") for p in (Path(__file__).parents[1] / "configs" / family).glob("*.yaml")
+    str(p) for family in ("classification", "generative", "transfer") for p in (Path(__file__).parents[1] / "configs" / family).glob("*.yaml")
 )
 
 

@@ -186,9 +186,32 @@ def test_fit_reports_the_augmentation_in_use(data_root, mirror, caplog) -> None:
     assert off.augmentation_summary() == "train augmentation: none; normalise off"
 
 
-def test_array_datasets_refuse_another_size() -> None:
+def test_array_datasets_refuse_other_channels() -> None:
     from visionsuite.data import InvalidDatasetError
 
-    with pytest.raises(InvalidDatasetError, match="28x28"):
-        FashionMNISTDataModule(data_dir="/nonexistent", image_size=32)
+    with pytest.raises(InvalidDatasetError, match="1 channel"):
+        FashionMNISTDataModule(data_dir="/nonexistent", channels=3)
     assert FashionMNISTDataModule(data_dir="/nonexistent", image_size=28, channels=1).image_size == (28, 28)
+
+
+def test_another_image_size_resizes_each_batch_on_the_device(data_root) -> None:
+    """The cache keeps 28x28; batches come out at ``image_size``, bilinear, after augmentation,
+    then normalised (the resize of the [0, 1] images, not of the normalised ones)."""
+    import torch.nn.functional as F
+
+    dm = FashionMNISTDataModule(data_dir=str(data_root), image_size=[40, 56], test_subset=16, augment=False)
+    dm.prepare_data()
+    dm.setup("test")
+    raw = dm.test_set[list(range(16))]
+    assert raw["image"].shape[-2:] == (28, 28)
+    out = dm.transform_batch(raw, train=False)["image"]
+    expected = F.interpolate(raw["image"].float() / 255, size=(40, 56), mode="bilinear", align_corners=False)
+    assert out.shape == (16, 1, 40, 56)
+    assert torch.allclose(out, (expected - dm.mean[0]) / dm.std[0], atol=1e-5)
+    small = FashionMNISTDataModule(data_dir=str(data_root), image_size=14, test_subset=16, augment=False, normalize=False)
+    small.setup("test")
+    shrunk = small.transform_batch(raw, train=False)["image"]
+    pixels = raw["image"].float() / 255
+    antialiased = F.interpolate(pixels, size=(14, 14), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.allclose(shrunk, antialiased, atol=1e-5)  # shrinking filters, as PIL does
+    assert not torch.allclose(shrunk, F.interpolate(pixels, size=(14, 14), mode="bilinear", align_corners=False), atol=1e-3)

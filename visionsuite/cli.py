@@ -31,10 +31,11 @@ def _lightning_cli(args: list[str] | None) -> Any:
     from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-    import visionsuite.data  # noqa: F401  (registers the data modules: --data FashionMNISTDataModule)
+    import visionsuite.data
     from visionsuite.callbacks.csv_history import CSVHistory
     from visionsuite.tasks import BaseTask
 
+    visionsuite.data.import_all()  # registers the data modules: --data FashionMNISTDataModule
     _quiet_lightning()
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")

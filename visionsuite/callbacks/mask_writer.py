@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -22,14 +21,7 @@ from PIL import Image
 from visionsuite.callbacks.images import MaskOverlay
 from visionsuite.data.geometry import plan, restore
 from visionsuite.data.images import load_image
-
-
-def palette_image(mask: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Image:
-    """A mode ``P`` image of the index ``mask`` [H, W] with ``palette`` (unused entries black)."""
-    img = Image.fromarray(mask.astype(np.uint8), mode="P")
-    flat = [v for colour in palette for v in colour]
-    img.putpalette(flat + [0] * (768 - len(flat)))
-    return img
+from visionsuite.data.palette import palette_image
 
 
 class SegmentationMaskWriter(BasePredictionWriter):

@@ -153,6 +153,12 @@ def augment_batch(batch: Batch, d: Draws, ignore_index: int = 255) -> Batch:
     return out
 
 
+def resize(images: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of float ``images`` to ``size`` (antialiased when shrinking, as PIL does)."""
+    shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """``(images - mean) / std`` per channel; ``images`` must be floating point."""
     m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)

@@ -31,7 +31,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from visionsuite.validation import check_arguments
 
 from . import augment as aug
-from .batch import IMAGE, MASK, Batch
+from .batch import BBOX_XYXY, IMAGE, MASK, Batch
 from .cache import DecodedSplit, concat_splits, is_valid_cache, load_split, save_split
 from .datasets import RaggedBoxes, TensorImageDataset, batch_loader
 from .errors import InvalidDatasetError
@@ -55,8 +55,9 @@ class TensorClassificationDataModule(L.LightningDataModule):
     #: (H, W) and channel count of the images the loaders yield.
     IMAGE_SIZE: ClassVar[tuple[int, int]] = (0, 0)
     IN_CHANS: ClassVar[int] = 0
-    #: whether ``image_size``/``channels`` may differ from the above (files decoded by PIL can be
-    #: resized and converted; arrays such as IDX files or CIFAR pickles cannot).
+    #: whether the cache can hold another ``image_size``/``channels`` than the above (files decoded
+    #: by PIL can be resized and converted; arrays such as IDX files or CIFAR pickles cannot: their
+    #: batches are resized on the device instead, see :meth:`transform_batch`).
     RESIZABLE: ClassVar[bool] = False
     #: mask value of void pixels, ignored by losses and metrics; augmentation pads masks with it.
     IGNORE_INDEX: ClassVar[int] = 255
@@ -103,14 +104,10 @@ class TensorClassificationDataModule(L.LightningDataModule):
         #: train on train + the stored val split (the usual final recipe, e.g. CamVid's 367 + 101);
         #: validation still runs on val, whose metrics are then no longer held out.
         self.train_on_val = train_on_val
-        if not self.RESIZABLE and (image_size is not None or channels is not None):
-            native = (self.IMAGE_SIZE, self.IN_CHANS)
-            size_ = (image_size, image_size) if isinstance(image_size, int) else image_size
-            if (tuple(size_ or self.IMAGE_SIZE), channels or self.IN_CHANS) != native:
-                raise InvalidDatasetError(
-                    f"{type(self).__name__} stores {self.IMAGE_SIZE[0]}x{self.IMAGE_SIZE[1]} images with "
-                    f"{self.IN_CHANS} channel(s); image_size/channels cannot change that"
-                )
+        if not self.RESIZABLE and channels not in (None, self.IN_CHANS):
+            raise InvalidDatasetError(
+                f"{type(self).__name__} stores images with {self.IN_CHANS} channel(s); channels cannot change that"
+            )
         size = self.IMAGE_SIZE if image_size is None else image_size
         self.image_size: tuple[int, int] = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.in_chans: int = self.IN_CHANS if channels is None else channels
@@ -314,9 +311,12 @@ class TensorClassificationDataModule(L.LightningDataModule):
         return f"train augmentation: {', '.join(ops) or 'none'}; normalise {norm}"
 
     def transform_batch(self, batch: Batch, train: bool) -> Batch:
-        """uint8 batch → float image in [0, 1] → (every part augmented alike, if ``train``) → normalised.
+        """uint8 batch → float image in [0, 1] → (every part augmented alike, if ``train``) →
+        resized to ``image_size`` if stored at another size → normalised.
 
-        Returns a new dict; a mask comes out int64 (void = ``ignore_index``).
+        Returns a new dict; a mask comes out int64 (void = ``ignore_index``). The resize serves
+        datasets stored at their native size (CIFAR-10's 32x32 fed to a backbone pretrained at
+        224x224): it runs on the batch's device, after the augmentation, so the cache stays small.
         """
         out = dict(batch)
         out[IMAGE] = aug.to_float(batch[IMAGE])
@@ -328,6 +328,13 @@ class TensorClassificationDataModule(L.LightningDataModule):
                 flip_p=0.5 if self.hflip else 0.0, scale_range=self.scale_range,
             )  # fmt: skip
             out = aug.augment_batch(out, d, ignore_index=self.ignore_index)
+        if tuple(out[IMAGE].shape[-2:]) != self.image_size:
+            if len(out.keys() & {MASK, BBOX_XYXY}):
+                raise InvalidDatasetError(
+                    f"{type(self).__name__}: batch images are {tuple(out[IMAGE].shape[-2:])}, image_size is "
+                    f"{self.image_size}; masks and boxes are fitted when decoded, not resized per batch"
+                )
+            out[IMAGE] = aug.resize(out[IMAGE], self.image_size)
         if self.normalize:
             out[IMAGE] = aug.normalize(out[IMAGE], self.mean, self.std)
         return out

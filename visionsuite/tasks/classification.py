@@ -10,6 +10,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from lightning.pytorch import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from visionsuite.backbones import create_backbone
 from visionsuite.callbacks import FigureLogger, PredictionCSVWriter
@@ -111,8 +112,9 @@ class ClassificationTask(BaseTask):
 
     def on_fit_start(self) -> None:
         """One warning line when the data's size or normalisation is not the pretrained weights'
-        (or, with ``adopt_weights_preprocessing``, take their mean/std)."""
-        from visionsuite.backbones.preprocessing import preprocessing_mismatch, weights_preprocessing
+        (or, with ``adopt_weights_preprocessing``, take their mean/std, and their input size where
+        the data module resizes its batches on the device: CIFAR-10, (Fashion-)MNIST)."""
+        from visionsuite.backbones.preprocessing import channel_stats, preprocessing_mismatch, weights_preprocessing
         from visionsuite.run_config import warn
 
         dm = getattr(self.trainer, "datamodule", None)
@@ -120,8 +122,13 @@ class ClassificationTask(BaseTask):
         if expected is None or dm is None or not hasattr(dm, "mean"):
             return
         if self.hparams.adopt_weights_preprocessing:
-            n = len(dm.mean)
-            dm.mean, dm.std = (expected.mean[:n], expected.std[:n]) if n <= len(expected.mean) else (dm.mean, dm.std)
+            stats = channel_stats(expected, len(dm.mean))
+            dm.mean, dm.std = stats if stats is not None else (dm.mean, dm.std)
+            # stored at a fixed size, and no size asked for: its batches are resized on the device
+            if not getattr(dm, "RESIZABLE", True) and getattr(dm, "hparams", {}).get("image_size") is None:
+                dm.image_size = tuple(expected.size)
+            rank_zero_info(f"adopted the {self.hparams.backbone} weights' preprocessing: {dm.image_size[0]}x"
+                           f"{dm.image_size[1]} mean={tuple(round(m, 4) for m in dm.mean)} std={tuple(round(v, 4) for v in dm.std)}")
         size = tuple(getattr(dm, "image_size", expected.size))
         problem = preprocessing_mismatch(expected, size, tuple(dm.mean), tuple(dm.std))
         if problem:

@@ -31,6 +31,7 @@ class ConvAutoencoder(nn.Module):
         depth: int = 1,
         norm: str = "batch",
         activation: str = "relu",
+        upsample: str = "nearest",
         output: str = "sigmoid",
     ) -> None:
         super().__init__()
@@ -38,7 +39,7 @@ class ConvAutoencoder(nn.Module):
         self.output = check_choice("autoencoder output", output, ("sigmoid", "none"))
         shape = {"widths": widths, "depth": depth, "norm": norm, "activation": activation}
         self.encoder = ConvEncoder(in_chans, image_size, latent_dim, **shape)
-        self.decoder = ConvDecoder(latent_dim, in_chans, image_size, **shape)
+        self.decoder = ConvDecoder(latent_dim, in_chans, image_size, upsample=upsample, **shape)
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)
