@@ -80,6 +80,7 @@ def load_trained(config_path: str | Path, ckpt_spec: str, *, data_overrides: dic
     saved = checkpoints.load_checkpoint(ckpt)
     hparams = dict(saved.get("hyper_parameters") or {})
     hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    weights = hparams.get("weights")
     if "weights" in hparams:
         hparams["weights"] = None  # the checkpoint holds the trained weights; no need for the file
     task = _class(config["model"]["class_path"])(**hparams)
@@ -88,4 +89,6 @@ def load_trained(config_path: str | Path, ckpt_spec: str, *, data_overrides: dic
     data_cfg = config["data"]
     init = {**(data_cfg.get("init_args") or {}), **(data_overrides or {})}
     datamodule = _class(data_cfg["class_path"])(**init)
+    if hasattr(task, "align_datamodule"):  # the pretrained weights' preprocessing, as the fit adopted it
+        task.align_datamodule(datamodule, weights, warn_mismatch=False)
     return Trained(task, datamodule, path, ckpt)

@@ -166,6 +166,11 @@ def test_fit_start_warns_in_one_line_and_adopts_the_weights_preprocessing(
     assert main([*args, "--model.init_args.adopt_weights_preprocessing", "true"]) == 0
     assert "weights 'imagenet'" not in capsys.readouterr().err
     assert StageProbe.seen[0]["image_shape"] == (4, 1, 224, 224)
+    from visionsuite.trained import load_trained  # a checkpoint used outside the fit is prepared alike
+
+    run = tmp_path / "latest"
+    trained = load_trained(str(run / "config.yaml"), str(run / "checkpoints" / "last.ckpt"), data_overrides={"data_dir": str(data_root)})
+    assert trained.datamodule.image_size == (224, 224) and trained.datamodule.mean == (0.5,)
     StageProbe.seen = []  # a size the user asked for is kept, and named
     assert main([*args, "--model.init_args.adopt_weights_preprocessing", "true", "--data.init_args.image_size", "64"]) == 0
     assert "the data gives 64x64 mean=(0.5) std=(0.5)" in capsys.readouterr().err

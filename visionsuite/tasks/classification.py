@@ -110,30 +110,43 @@ class ClassificationTask(BaseTask):
         if self.staged:
             self.schedule.apply(self.model, self.current_epoch)
 
-    def on_fit_start(self) -> None:
+    def setup(self, stage: str) -> None:
+        """The base checks, then the weights' preprocessing (:meth:`align_datamodule`): in every
+        stage, so ``visionsuite test``/``predict`` of a checkpoint prepares images as its fit did."""
+        super().setup(stage)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None:
+            self.align_datamodule(dm)
+
+    def align_datamodule(self, dm: Any, weights: object = None, *, warn_mismatch: bool = True) -> None:
         """One warning line when the data's size or normalisation is not the pretrained weights'
-        (or, with ``adopt_weights_preprocessing``, take their mean/std, and their input size where
-        the data module resizes its batches on the device: CIFAR-10, (Fashion-)MNIST)."""
+        (or, with ``adopt_weights_preprocessing``, give ``dm`` their mean/std, and their input
+        size where the data module resizes its batches on the device: CIFAR-10, (Fashion-)MNIST).
+        ``weights``: the weights' name when ``hparams.weights`` no longer holds it (a checkpoint
+        loaded outside the Trainer). Idempotent; the warning is printed once per task."""
         from visionsuite.backbones.preprocessing import channel_stats, preprocessing_mismatch, weights_preprocessing
         from visionsuite.run_config import warn
 
-        dm = getattr(self.trainer, "datamodule", None)
-        expected = weights_preprocessing(self.hparams.backbone, self.hparams.weights, self.model)
-        if expected is None or dm is None or not hasattr(dm, "mean"):
+        weights = self.hparams.weights if weights is None else weights
+        expected = weights_preprocessing(self.hparams.backbone, weights, self.model)
+        if expected is None or not hasattr(dm, "mean"):
             return
+        said = getattr(self, "_preprocessing_said", False)
         if self.hparams.adopt_weights_preprocessing:
             stats = channel_stats(expected, len(dm.mean))
             dm.mean, dm.std = stats if stats is not None else (dm.mean, dm.std)
             # stored at a fixed size, and no size asked for: its batches are resized on the device
             if not getattr(dm, "RESIZABLE", True) and getattr(dm, "hparams", {}).get("image_size") is None:
                 dm.image_size = tuple(expected.size)
-            rank_zero_info(f"adopted the {self.hparams.backbone} weights' preprocessing: {dm.image_size[0]}x"
-                           f"{dm.image_size[1]} mean={tuple(round(m, 4) for m in dm.mean)} std={tuple(round(v, 4) for v in dm.std)}")
+            if not said and warn_mismatch:
+                rank_zero_info(f"adopted the {self.hparams.backbone} weights' preprocessing: {dm.image_size[0]}x"
+                               f"{dm.image_size[1]} mean={tuple(round(m, 4) for m in dm.mean)} std={tuple(round(v, 4) for v in dm.std)}")
         size = tuple(getattr(dm, "image_size", expected.size))
         problem = preprocessing_mismatch(expected, size, tuple(dm.mean), tuple(dm.std))
-        if problem:
+        if problem and warn_mismatch and not said:
             hint = "set data.init_args.image_size" if self.hparams.adopt_weights_preprocessing else "set model.init_args.adopt_weights_preprocessing: true"
-            warn(f"{self.hparams.backbone} weights {self.hparams.weights!r}: {problem} ({hint})")
+            warn(f"{self.hparams.backbone} weights {weights!r}: {problem} ({hint})")
+        self._preprocessing_said = True
 
     def configure_losses(self) -> None:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
