@@ -193,14 +193,14 @@ def loop_images_per_s(step_fn, dm, steps: int, skip: int) -> float:
     return (steps - skip) * BATCH / (time.perf_counter() - start)
 
 
-def throughput(data_dir: str, pairs: int, steps: int, args_models: tuple[str, ...] = ("VAE (conv, 16-D)", "DCGAN")) -> dict[str, tuple[float, float, float]]:
+def throughput(data_dir: str, pairs: int, steps: int, models: tuple[str, ...] = ("VAE (conv, 16-D)", "DCGAN")) -> dict[str, tuple[float, float, float]]:
     from visionsuite.tasks import GANTask, VAETask
 
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=BATCH, augment=False, train_subset=BATCH * steps, drop_last=True)
     dm.prepare_data()
     dm.setup("fit")
     results: dict[str, tuple[float, float, float]] = {}
-    for name in args_models:
+    for name in models:
         ratios, task_rates, loop_rates = [], [], []
         for _ in range(pairs):
             if name.startswith("VAE"):

@@ -43,8 +43,11 @@ REGIMES: dict[str, dict[str, Any]] = {
 BATCH = 32
 
 
-def run_config(regime: str, labels: int, opts: argparse.Namespace, folder: Path, *, epochs: int, max_steps: int = -1) -> Path:
-    """The YAML of one run; ``max_steps`` > 0 for the timing run."""
+def run_config(
+    regime: str, labels: int, opts: argparse.Namespace, folder: Path, *, epochs: int, max_steps: int = -1,
+    clock: Path | None = None,
+) -> Path:
+    """The YAML of one run; ``max_steps`` > 0 and ``clock`` (a StepClock record file) for the timing run."""
     model = {"backbone": "efficientnet_lite0", "num_classes": 10, "in_chans": 3, "optimizer": "adamw", "lr": opts.lr,
              "weight_decay": 0.01, "scheduler": "cosine", "adopt_weights_preprocessing": True, **REGIMES[regime]}
     cfg = {
@@ -58,6 +61,8 @@ def run_config(regime: str, labels: int, opts: argparse.Namespace, folder: Path,
                  "init_args": {"data_dir": opts.data_dir, "batch_size": BATCH, "eval_batch_size": 100,
                                "train_subset": labels, "image_size": opts.size}},
     }  # fmt: skip
+    if clock is not None:
+        cfg["trainer"]["callbacks"] = [{"class_path": "step_clock.StepClock", "init_args": {"record": str(clock)}}]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -66,15 +71,12 @@ def run_config(regime: str, labels: int, opts: argparse.Namespace, folder: Path,
 
 def timed_steps(regime: str, labels: int, opts: argparse.Namespace, folder: Path, steps: int = 10) -> float:
     """Seconds per training step of this configuration: a ``steps``-step run, warm-up left out."""
-    config = run_config(regime, labels, opts, folder, epochs=1000, max_steps=steps)
-    cfg = yaml.safe_load(config.read_text())
-    cfg["trainer"]["callbacks"] = [{"class_path": "step_clock.StepClock", "init_args": {"record": str(folder / "steps.json")}}]
-    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    config = run_config(regime, labels, opts, folder, epochs=1000, max_steps=steps, clock=folder / "steps.json")
     assert cli(["fit", "--config", str(config)]) == 0
     return seconds_per_step(folder / "steps.json")
 
 
-def test_accuracy(folder: Path) -> float:
+def read_test_accuracy(folder: Path) -> float:
     metrics = json.loads(next(folder.glob("*/metrics.json")).read_text())
     return metrics["test/acc"]
 
@@ -103,7 +105,7 @@ def main() -> None:
             start = time.perf_counter()
             assert cli(["fit", "--config", str(config)]) == 0
             wall = time.perf_counter() - start
-            acc = test_accuracy(folder / "run")
+            acc = read_test_accuracy(folder / "run")
             rows.append((labels, regime, epochs, rate, wall, acc))
             print(rows[-1], flush=True)
     lines = [

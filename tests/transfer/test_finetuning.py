@@ -140,6 +140,20 @@ def test_weights_preprocessing_mismatch_names_both() -> None:
     assert tv is not None and tv.size == (224, 224) and tv.mean[0] == pytest.approx(0.485)
 
 
+def test_grey_data_is_compared_with_the_weights_channel_averages() -> None:
+    """Grey images fed to RGB weights (first conv summed over RGB) should be normalised with the
+    averages of the weights' per-channel statistics: torchvision's ImageNet ones differ per channel."""
+    from visionsuite.backbones.preprocessing import channel_stats, preprocessing_mismatch, weights_preprocessing
+
+    tv = weights_preprocessing("tv/resnet18", "DEFAULT")
+    assert tv is not None
+    mean, std = channel_stats(tv, 1)
+    assert mean == pytest.approx(((0.485 + 0.456 + 0.406) / 3,)) and std == pytest.approx(((0.229 + 0.224 + 0.225) / 3,))
+    assert channel_stats(tv, 3) == (tv.mean, tv.std) and channel_stats(tv, 2) is None
+    assert preprocessing_mismatch(tv, tv.size, mean, std) is None
+    assert preprocessing_mismatch(tv, tv.size, tv.mean[:1], tv.std[:1]) is not None
+
+
 def test_fit_start_warns_in_one_line_and_adopts_the_weights_preprocessing(
     tmp_path: Path, data_root: Path, mirror: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -329,7 +329,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
             )  # fmt: skip
             out = aug.augment_batch(out, d, ignore_index=self.ignore_index)
         if tuple(out[IMAGE].shape[-2:]) != self.image_size:
-            if len(out.keys() & {MASK, BBOX_XYXY}):
+            if out.keys() & {MASK, BBOX_XYXY}:
                 raise InvalidDatasetError(
                     f"{type(self).__name__}: batch images are {tuple(out[IMAGE].shape[-2:])}, image_size is "
                     f"{self.image_size}; masks and boxes are fitted when decoded, not resized per batch"
