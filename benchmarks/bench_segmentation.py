@@ -4,6 +4,7 @@ plain PyTorch loop on the same model, batch and resolution.
     PYTHONPATH=. python benchmarks/bench_segmentation.py quality --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --minutes 5
     PYTHONPATH=. python benchmarks/bench_segmentation.py throughput --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 24 --rounds 3
     PYTHONPATH=. python benchmarks/bench_segmentation.py valshare --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 6
+    PYTHONPATH=. python benchmarks/bench_segmentation.py throughput --config <GPU config> --device cuda --steps 40 --rounds 4
 
 ``quality`` runs ``visionsuite fit`` (the config, ``trainer.max_time`` = the budget, validation
 every epoch, then test of the best checkpoint) and prints the test global accuracy,
@@ -49,7 +50,7 @@ def quality(config: str, minutes: float, out: Path, extra: list[str]) -> None:
     print((run / "per_class_iou.md").read_text())
 
 
-def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
+def throughput(config: str, steps: int, rounds: int, warmup: int = 3, device: str = "cpu") -> None:
     import lightning as L
 
     from visionsuite.data import CamVidDataModule
@@ -68,7 +69,7 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
         task = SegmentationTask(**model_args)
         clock = StepClock()
         trainer = L.Trainer(
-            accelerator="cpu", max_steps=n, limit_val_batches=0, logger=False, enable_checkpointing=False,
+            accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=n, limit_val_batches=0, logger=False, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],
             default_root_dir=tempfile.mkdtemp(prefix="bench-seg-"),  # metrics.json goes there, not into the checkout
         )  # fmt: skip
@@ -77,11 +78,11 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
 
     def plain_rate() -> float:
         task = SegmentationTask(**model_args)  # the same network, built the same way
-        model = task.model.train()
+        model = task.model.train().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=model_args["lr"], weight_decay=model_args.get("weight_decay", 0))
         loss_fn = build_loss("cross_entropy", ignore_index=dm.ignore_index)
-        mean = torch.tensor(dm.mean).view(1, -1, 1, 1)
-        std = torch.tensor(dm.std).view(1, -1, 1, 1)
+        mean = torch.tensor(dm.mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(dm.std, device=device).view(1, -1, 1, 1)
         loader = dm.train_dataloader()
         it = iter(loader)
         start = 0.0
@@ -91,17 +92,19 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
             except StopIteration:
                 it = iter(loader)
                 batch = next(it)
-            x = (batch["image"].float() / 255 - mean) / std
-            y = batch["mask"].long()
+            x = (batch["image"].to(device, non_blocking=True).float() / 255 - mean) / std
+            y = batch["mask"].to(device, non_blocking=True).long()
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
+            sync(device)
             if i == warmup - 1:
                 start = time.perf_counter()
         return steps * batch_size / (time.perf_counter() - start)
 
     ratios, task_rates, plain_rates = [], [], []
+    print(f"device {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}")
     for r in range(rounds):
         order = (plain_rate, task_rate) if r % 2 == 0 else (task_rate, plain_rate)
         got = {fn.__name__: fn() for fn in order}
@@ -113,6 +116,12 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3) -> None:
         f"median: task {statistics.median(task_rates):.2f} img/s, plain {statistics.median(plain_rates):.2f} img/s, "
         f"ratio {statistics.median(ratios):.3f} ({rounds} pairs of {steps} steps, batch {batch_size}, {dm.image_size})"
     )
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so a step's time is its own (the task's clock does the same)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def validation_share(config: str, batches: int) -> None:
@@ -153,6 +162,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "logs/bench_segmentation"))
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="throughput: where both loops run")
     args, extra = parser.parse_known_args()
     print(f"load average {__import__('os').getloadavg()}, torch threads {torch.get_num_threads()}")
     if args.mode == "quality":
@@ -160,7 +170,7 @@ def main() -> None:
     elif args.mode == "valshare":
         validation_share(args.config, args.steps)
     else:
-        throughput(args.config, args.steps, args.rounds)
+        throughput(args.config, args.steps, args.rounds, device=args.device)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Callback
 
 
@@ -30,6 +31,8 @@ class StepClock(Callback):
         self.starts.append(time.perf_counter())
 
     def on_train_batch_end(self, *args: Any) -> None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # the step's GPU work is part of its time
         self.ends.append(time.perf_counter())
 
     def on_train_end(self, *args: Any) -> None:
