@@ -284,3 +284,30 @@ def test_dense_module_yields_mask_batches_and_augments_them_jointly(files: Path,
     assert torch.equal(out[MASK], expected[MASK])
     assert LABEL not in out
     assert "random crop pad 8, hflip p=0.5" in dm.augmentation_summary()
+
+
+def test_train_window_cuts_image_mask_and_boxes_at_one_position_per_image(mixed: dict) -> None:
+    gen = torch.Generator().manual_seed(4)
+    out = aug.random_window(mixed, (128, 160), generator=gen)
+    gen = torch.Generator().manual_seed(4)  # the same draws, to know where each window is
+    tops, lefts = torch.randint(0, 65, (2,), generator=gen), torch.randint(0, 97, (2,), generator=gen)
+    assert out[IMAGE].shape == (2, 3, 128, 160) and out[MASK].shape == (2, 128, 160)
+    assert (tops[0], lefts[0]) != (tops[1], lefts[1])  # positions are drawn per image
+    for i in range(2):
+        ys, xs = slice(int(tops[i]), int(tops[i]) + 128), slice(int(lefts[i]), int(lefts[i]) + 160)
+        assert torch.equal(out[IMAGE][i], mixed[IMAGE][i][:, ys, xs])
+        assert torch.equal(out[MASK][i], mixed[MASK][i][ys, xs])
+    # boxes: shifted into the window, clipped to it, dropped (with their labels) when nothing is left
+    shift = torch.stack([lefts[1], tops[1], lefts[1], tops[1]]).float()
+    moved = mixed[BBOX_XYXY][1] - shift
+    clipped = torch.stack([moved[:, 0].clamp(0, 160), moved[:, 1].clamp(0, 128),
+                           moved[:, 2].clamp(0, 160), moved[:, 3].clamp(0, 128)], dim=1)  # fmt: skip
+    keep = ((clipped[:, 2] - clipped[:, 0]) >= 1) & ((clipped[:, 3] - clipped[:, 1]) >= 1)
+    assert 0 < keep.sum() < len(keep)  # this window keeps some boxes and drops others
+    assert torch.equal(out[BBOX_XYXY][1], clipped[keep]) and torch.equal(out[BBOX_LABEL][1], mixed[BBOX_LABEL][1][keep])
+    whole = keep & (moved[:, :2] >= 0).all(1) & (moved[:, 2] <= 160) & (moved[:, 3] <= 128)
+    assert whole.any()
+    for box, source in zip(moved[whole], mixed[BBOX_XYXY][1][whole]):  # boxes inside the window frame the same pixels
+        assert torch.equal(region(out[IMAGE][1], box), region(mixed[IMAGE][1], source))
+    with pytest.raises(ValueError, match="larger than the images"):
+        aug.random_window(mixed, (200, 128))

@@ -125,6 +125,17 @@ def test_class_count_that_counts_the_background_is_refused_in_one_line(
     assert err[-1].endswith("model.num_classes=11 but the data has 10 classes; set model.init_args.num_classes: 10"), err
 
 
+def test_train_window_is_refused_for_detection_in_one_line(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The detectors resize to model.image_size themselves (and SSD's anchors scale with the batch)."""
+    args = ["fit", "--config", FCOS, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path), *SMALL_SCENES,
+            "--data.init_args.train_window", "[32, 32]", "--trainer.fast_dev_run", "true"]  # fmt: skip
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("data.train_window is not supported for detection: "
+                                                                     "train on whole image_size images")
+
+
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
 
 

@@ -19,6 +19,7 @@ from visionsuite.models.generative import (
     generator_loss,
     gradient_penalty,
     make_ema,
+    warmup_decay,
 )
 
 
@@ -99,16 +100,53 @@ def test_gradient_penalty_trains_the_critic() -> None:
 
 def test_ema_update_by_hand() -> None:
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    ema = make_ema(model, decay=0.9)
-    ema.update_parameters(model)  # first update copies
-    old_w, old_mean = model[0].weight.detach().clone(), model[1].running_mean.clone()
-    with torch.no_grad():
-        model[0].weight.add_(1.0)
-    model(torch.randn(8, 2) + 5)  # moves the batch-norm running mean
-    ema.update_parameters(model)
-    assert torch.allclose(ema.module[0].weight, 0.9 * old_w + 0.1 * model[0].weight)
-    assert torch.allclose(ema.module[1].running_mean, 0.9 * old_mean + 0.1 * model[1].running_mean)
-    assert not any(p.requires_grad for p in ema.parameters())
+    for warmup, decay in ((False, 0.9), (True, warmup_decay(0.9, 1))):  # warm-up: 2/11 at the first average
+        ema = make_ema(model, decay=0.9, warmup=warmup)
+        ema.update_parameters(model)  # first update copies
+        old_w, old_mean = model[0].weight.detach().clone(), model[1].running_mean.clone()
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        model(torch.randn(8, 2) + 5)  # moves the batch-norm running mean
+        ema.update_parameters(model)
+        assert torch.allclose(ema.module[0].weight, decay * old_w + (1 - decay) * model[0].weight)
+        assert torch.allclose(ema.module[1].running_mean, decay * old_mean + (1 - decay) * model[1].running_mean)
+        assert not any(p.requires_grad for p in ema.parameters())
+
+
+def test_ema_warmup_forgets_the_untrained_start_and_reaches_the_decay() -> None:
+    """A weight that jumps from 0 to 1 after the copy: with a fixed 0.999 the average still holds
+    0.999^1000 ≈ 37% of the start after 1,000 updates; with the warm-up it is within 1% of 1."""
+    assert warmup_decay(0.999, 1) == pytest.approx(2 / 11)
+    assert warmup_decay(0.999, 8989) < 0.999 and warmup_decay(0.999, 8990) == 0.999
+    averages = {}
+    for warmup in (False, True):
+        model = nn.Linear(1, 1, bias=False)
+        nn.init.zeros_(model.weight)
+        ema = make_ema(model, decay=0.999, warmup=warmup)
+        ema.update_parameters(model)
+        nn.init.ones_(model.weight)
+        for _ in range(1000):
+            ema.update_parameters(model)
+        averages[warmup] = float(ema.module.weight)
+    assert averages[False] == pytest.approx(1 - 0.999**1000, abs=1e-4)
+    assert averages[True] > 0.99
+
+
+def test_gan_task_ema_warmup_option_and_its_position_in_the_checkpoint() -> None:
+    from visionsuite.tasks import GANTask
+
+    for warmup, decay in ((True, warmup_decay(0.9, 1)), (False, 0.9)):
+        task = GANTask(in_chans=1, img_size=28, latent_dim=8, g_width=8, d_width=8, ema_decay=0.9, ema_warmup=warmup)
+        g, ema = task.generator, task.generator_ema
+        ema.update_parameters(g)
+        before = [p.detach().clone() for p in ema.module.parameters()]
+        with torch.no_grad():
+            for p in g.parameters():
+                p.add_(1.0)
+        ema.update_parameters(g)
+        for b, e, p in zip(before, ema.module.parameters(), g.parameters()):
+            assert torch.allclose(e, decay * b + (1 - decay) * p, atol=1e-6)
+        assert int(task.state_dict()["generator_ema.n_averaged"]) == 2
 
 
 def test_ema_decay_is_checked() -> None:

@@ -181,3 +181,16 @@ def test_train_on_val_without_a_stored_val_split_is_an_error(tmp_path: Path, cam
     images, masks = _folders(tmp_path, camvid_files)
     with pytest.raises(InvalidDatasetError, match="train_on_val needs a stored val split"):
         _module(tmp_path, images, masks, train_on_val=True).setup("fit")
+
+
+def test_train_window_crops_training_batches_only(tmp_path: Path, camvid_files: list) -> None:
+    root = make_tiny_camvid(tmp_path, camvid_files)
+    dm = CamVidDataModule(data_dir=str(root), image_size=[45, 60], batch_size=3, train_window=[24, 32])
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    train, val = dm.transform_batch(batch, train=True), dm.transform_batch(batch, train=False)
+    assert train["image"].shape[-2:] == (24, 32) and train["mask"].shape[-2:] == (24, 32)
+    assert val["image"].shape[-2:] == (45, 60) and val["mask"].shape[-2:] == (45, 60)
+    assert dm.augmentation_summary().startswith("train augmentation: hflip p=0.5, random 24x32 window;")
+    with pytest.raises(InvalidDatasetError, match="train_window 50x32 must fit inside image_size"):
+        CamVidDataModule(data_dir=str(root), image_size=[45, 60], train_window=[50, 32])

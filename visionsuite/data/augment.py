@@ -153,6 +153,50 @@ def augment_batch(batch: Batch, d: Draws, ignore_index: int = 255) -> Batch:
     return out
 
 
+def random_window(batch: Batch, size: tuple[int, int], generator: torch.Generator | None = None) -> Batch:
+    """A random ``size`` (H, W) window of every image, at one position per image, with its mask
+    and boxes (shifted, clipped; boxes left without area dropped with their labels).
+
+    Training on windows of full-resolution images keeps their detail (thin poles, distant signs)
+    at the cost of the window's pixels, where downscaling the whole image would lose it; the
+    model then evaluates on whole images, as fully convolutional models can. A window larger
+    than the images is an error naming both sizes.
+    """
+    images = batch[IMAGE]
+    n, c, height, width = images.shape
+    h, w = size
+    if h > height or w > width:
+        raise ValueError(f"train window {h}x{w} is larger than the images ({height}x{width})")
+    out = dict(batch)
+    if (h, w) == (height, width):
+        return out
+    device = images.device
+    top = torch.randint(0, height - h + 1, (n,), device=device, generator=generator)
+    left = torch.randint(0, width - w + 1, (n,), device=device, generator=generator)
+    rows = top[:, None] + torch.arange(h, device=device)  # [N, h]
+    cols = left[:, None] + torch.arange(w, device=device)  # [N, w]
+
+    def cut(x: Tensor) -> Tensor:
+        k = x.shape[1]
+        x = x.gather(2, rows[:, None, :, None].expand(n, k, h, width))
+        return x.gather(3, cols[:, None, None, :].expand(n, k, h, w))
+
+    out[IMAGE] = cut(images)
+    if MASK in batch:
+        out[MASK] = cut(batch[MASK][:, None])[:, 0]
+    if BBOX_XYXY in batch and len(batch[BBOX_XYXY]):
+        boxes, labels = batch[BBOX_XYXY], batch[BBOX_LABEL]
+        flat, flat_labels = torch.cat(boxes), torch.cat(labels)
+        owner = torch.repeat_interleave(
+            torch.arange(n, device=flat.device), torch.tensor([len(b) for b in boxes], device=flat.device)
+        )
+        offset = -torch.stack([top, left], dim=1).to(flat.device, flat.dtype)[owner]  # (y, x)
+        moved, keep = affine_boxes(flat, torch.ones_like(offset), offset, (h, w), min_size=1.0)
+        counts = torch.bincount(owner[keep], minlength=n).tolist()
+        out[BBOX_XYXY], out[BBOX_LABEL] = list(moved.split(counts)), list(flat_labels[keep].split(counts))
+    return out
+
+
 def resize(images: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear resize of float ``images`` to ``size`` (antialiased when shrinking, as PIL does)."""
     shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]

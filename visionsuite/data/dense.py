@@ -21,7 +21,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from . import augment as aug
 from .base import TensorClassificationDataModule
+from .batch import Batch
 from .cache import DecodedSplit
 from .errors import InvalidDatasetError
 from .geometry import RESIZE_MODES, ResizeMode, fit_sample
@@ -130,6 +132,7 @@ class DenseTargetDataModule(TensorClassificationDataModule):
         ignore_index: int | None = None,
         scale_range: tuple[float, float] | None = None,
         resize_mode: ResizeMode = "letterbox",
+        train_window: int | tuple[int, int] | None = None,
         **kwargs: Any,
     ) -> None:
         """
@@ -139,9 +142,21 @@ class DenseTargetDataModule(TensorClassificationDataModule):
             scale_range: training zoom range about the image centre, e.g. ``[0.75, 1.25]``.
             resize_mode: ``letterbox`` (fit inside, pad), ``crop`` (cover, centre crop) or
                 ``stretch``, applied to every image with its mask and boxes when decoding.
+            train_window: (H, W), or one size for both: train on a random window of this size of each augmented
+                ``image_size`` image (its mask and boxes alike); validation, test and predict
+                see whole images. ``None``: whole images.
             **kwargs: every option of :class:`TensorClassificationDataModule`.
         """
         super().__init__(**kwargs)
+        self.train_window: tuple[int, int] | None = None
+        if train_window is not None:
+            size = [train_window] * 2 if isinstance(train_window, int) else list(train_window)
+            if len(size) != 2:
+                raise InvalidDatasetError(f"train_window must be one size or [H, W], got {train_window}")
+            h, w = int(size[0]), int(size[1])
+            if not (0 < h <= self.image_size[0] and 0 < w <= self.image_size[1]):
+                raise InvalidDatasetError(f"train_window {h}x{w} must fit inside image_size {self.image_size}")
+            self.train_window = (h, w)
         self.ignore_index = self.IGNORE_INDEX if ignore_index is None else ignore_index
         if not 0 <= self.ignore_index <= 255:
             raise InvalidDatasetError(f"ignore_index must be in 0..255 (masks are cached as uint8), got {ignore_index}")
@@ -149,6 +164,22 @@ class DenseTargetDataModule(TensorClassificationDataModule):
             raise InvalidDatasetError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {resize_mode!r}")
         self.scale_range = tuple(scale_range) if scale_range is not None else None  # type: ignore[assignment]
         self.resize_mode: ResizeMode = resize_mode
+
+    def transform_batch(self, batch: Batch, train: bool) -> Batch:
+        """The base transform, then (training only) the random ``train_window``."""
+        out = super().transform_batch(batch, train)
+        if train and self.train_window is not None:
+            out = aug.random_window(out, self.train_window)
+        return out
+
+    def augmentation_summary(self) -> str:
+        line = super().augmentation_summary()
+        if self.train_window is None:
+            return line
+        head, rest = line.split(": ", 1)
+        ops, norm = rest.split("; ", 1)
+        window = f"random {self.train_window[0]}x{self.train_window[1]} window"
+        return f"{head}: {window if ops == 'none' else f'{ops}, {window}'}; {norm}"
 
     @property
     def cache_dir(self) -> Path:

@@ -121,6 +121,9 @@ class DetectionTask(BaseTask):
                 f"model.image_size={list(self.image_hw)} but the data yields {list(size)} images; "
                 f"set model.init_args.image_size: {list(size)}"
             )
+        if getattr(datamodule, "train_window", None) is not None:
+            # the detectors' own transform resizes to image_size, and SSD's anchors scale with the batch
+            raise ConfigError("data.train_window is not supported for detection: train on whole image_size images")
 
     def default_callbacks(self) -> list[Callback]:
         extras: list[Callback] = []

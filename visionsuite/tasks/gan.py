@@ -50,6 +50,7 @@ class GANTask(GenerativeTask):
         n_critic: int = 1,
         d_lr: float | None = None,
         ema_decay: float | None = None,
+        ema_warmup: bool = True,
         num_fixed_samples: int = 64,
         fid_classifier_ckpt: str | None = None,
         fid_backbone: str = "lenet5",
@@ -81,6 +82,8 @@ class GANTask(GenerativeTask):
             d_lr: discriminator learning rate (default ``lr``).
             ema_decay: keep an EMA of the generator with this decay (e.g. 0.999) and sample and
                 evaluate with it.
+            ema_warmup: ramp the EMA's decay up as ``min(ema_decay, (1 + n) / (10 + n))`` after n
+                updates (TensorFlow's rule), so short runs do not sample a mostly untrained average.
             num_fixed_samples: size of the fixed-noise sample grid drawn at every validation.
             fid_classifier_ckpt: a visionsuite classification checkpoint (``fid_backbone``) trained on
                 the same dataset: FID/KID are computed in its pre-logits feature space, named
@@ -117,7 +120,7 @@ class GANTask(GenerativeTask):
             hp.in_chans, hp.img_size, width=hp.d_width, num_classes=hp.conditional_classes, norm=hp.d_norm,
             spectral_norm=hp.spectral_norm,
         )
-        self.generator_ema = make_ema(self.generator, hp.ema_decay) if hp.ema_decay else None
+        self.generator_ema = make_ema(self.generator, hp.ema_decay, warmup=hp.ema_warmup) if hp.ema_decay else None
         # the noise (and labels) of the sample grid drawn at every validation, saved with the weights
         gen = torch.Generator().manual_seed(EVAL_SEED)
         self.register_buffer("fixed_z", torch.randn(hp.num_fixed_samples, hp.latent_dim, generator=gen))

@@ -9,7 +9,7 @@ module stays normalised and :mod:`.pixels` converts (see its docstring for why).
 from visionsuite.models.generative.autoencoder import ConvAutoencoder
 from visionsuite.models.generative.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
 from visionsuite.models.generative.elbo import ElboTerms, gaussian_kl, kl_weight, negative_elbo, vae_loss
-from visionsuite.models.generative.ema import make_ema
+from visionsuite.models.generative.ema import make_ema, warmup_decay
 from visionsuite.models.generative.features import ClassifierFeatures, InceptionFeatures, classifier_features
 from visionsuite.models.generative.gan_losses import discriminator_loss, generator_loss, gradient_penalty
 from visionsuite.models.generative.metrics import (
@@ -46,6 +46,7 @@ __all__ = [
     "gradient_penalty",
     "kl_weight",
     "make_ema",
+    "warmup_decay",
     "negative_elbo",
     "reconstruction_metrics",
     "reparameterize",
