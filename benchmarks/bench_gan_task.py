@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--gan", required=True, help="a GAN config (configs/generative/...)")
     parser.add_argument("--classifier", required=True, help="a classification config on the same dataset")
     parser.add_argument("--classifier-epochs", type=int, default=3)
+    parser.add_argument("--classifier-ckpt", default=None, help="reuse this classifier checkpoint (its run folder's metrics.json)")
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of GAN training (trainer.max_time)")
     parser.add_argument("--epoch-images", type=int, default=4096, help="training images per GAN epoch (one validation each)")
     parser.add_argument("--out", default=None, help="runs folder (default: a temporary one)")
@@ -121,12 +122,16 @@ def main() -> None:
     gan_cfg = yaml.safe_load(Path(args.gan).read_text())
     clf_cfg = yaml.safe_load(Path(args.classifier).read_text())
 
-    t0 = time.perf_counter()
-    clf_run = fit(["--config", args.classifier, "--trainer.max_epochs", str(args.classifier_epochs),
-                   "--trainer.default_root_dir", str(out / "classifier")])  # fmt: skip
-    clf_seconds = time.perf_counter() - t0
+    if args.classifier_ckpt:  # an earlier run's classifier: the same feature space as that run's numbers
+        ckpt = Path(args.classifier_ckpt).resolve()
+        clf_run, trained = ckpt.parents[1], "reused from an earlier run of this benchmark"
+    else:
+        t0 = time.perf_counter()
+        clf_run = fit(["--config", args.classifier, "--trainer.max_epochs", str(args.classifier_epochs),
+                       "--trainer.default_root_dir", str(out / "classifier")])  # fmt: skip
+        trained = f"{time.perf_counter() - t0:.0f} s"
+        ckpt = next((clf_run / "checkpoints").glob("best-*.ckpt"))
     clf_metrics = json.loads((clf_run / "metrics.json").read_text())
-    ckpt = next((clf_run / "checkpoints").glob("best-*.ckpt"))
 
     t0 = time.perf_counter()
     gan_run = fit(["--config", args.gan, "--model.init_args.fid_classifier_ckpt", str(ckpt),
@@ -158,14 +163,16 @@ def main() -> None:
     what += f", {model['conditional_classes']} classes conditional" if model.get("conditional_classes") else ""
     what += ")"
     command = (f"PYTHONPATH=. python benchmarks/bench_gan_task.py --gan {args.gan} --classifier {args.classifier} "
-               f"--classifier-epochs {args.classifier_epochs} --budget {args.budget:g} --epoch-images {args.epoch_images}")
+               f"--classifier-epochs {args.classifier_epochs} --budget {args.budget:g} --epoch-images {args.epoch_images}"
+               + (f" --classifier-ckpt {args.classifier_ckpt}" if args.classifier_ckpt else ""))
     lines = [
         f"### {what}: FID / KID in the `{fid_key.removeprefix('fid_')}` feature space", "",
         f"*Measured by `{command}`: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {torch.get_num_threads()} thread(s), no GPU, load average {load_before[0]:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at the end.*", "",
         f"Feature space: the pre-logits features of `{backbone}` trained by `visionsuite fit --config {args.classifier}` "
-        f"for {args.classifier_epochs} epoch(s) ({clf_seconds:.0f} s; test accuracy {100 * clf_metrics['test/acc']:.2f}%). "
+        + (f"(checkpoint `{ckpt.name}`, {trained}" if args.classifier_ckpt else f"for {args.classifier_epochs} epoch(s) ({trained}")
+        + f"; test accuracy {100 * clf_metrics['test/acc']:.2f}%). "
         "Not Inception FID: these numbers compare only with each other. "
         f"GAN: `visionsuite fit --config {args.gan}` for {args.budget:g} s (`trainer.max_time`; whole run {gan_seconds:.0f} s), "
         f"epochs of {args.epoch_images} training images, validation after each (generated images vs the "

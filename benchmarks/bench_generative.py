@@ -37,6 +37,7 @@ from step_clock import StepClock  # noqa: E402
 from visionsuite.backbones import create_backbone  # noqa: E402
 from visionsuite.data import FashionMNISTDataModule  # noqa: E402
 from visionsuite.models.generative import (  # noqa: E402
+    ConvAutoencoder,
     ConvVAE,
     DCGANDiscriminator,
     DCGANGenerator,
@@ -47,6 +48,7 @@ from visionsuite.models.generative import (  # noqa: E402
     denormalize,
     discriminator_loss,
     generator_loss,
+    gradient_penalty,
     negative_elbo,
     reparameterize,
     to_signed,
@@ -144,6 +146,25 @@ def gan_step(g: nn.Module, d: nn.Module, opt_g, opt_d, real01: Tensor, latent: i
     d.requires_grad_(True)
 
 
+def wgan_gp_step(g: nn.Module, d: nn.Module, opt_g, opt_d, real01: Tensor, latent: int, generator_turn: bool) -> None:
+    """GANTask's WGAN-GP batch: a critic step with the gradient penalty (λ 10), and on every
+    ``n_critic``-th batch a generator step."""
+    real = to_signed(real01)
+    with torch.no_grad():
+        fake = g(torch.randn(len(real), latent))
+    d_loss = discriminator_loss("wasserstein", d(real), d(fake)) + 10.0 * gradient_penalty(d, real, fake)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    if generator_turn:
+        d.requires_grad_(False)
+        g_loss = generator_loss("wasserstein", d(g(torch.randn(len(real), latent))))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        d.requires_grad_(True)
+
+
 @torch.no_grad()
 def feed(metrics: dict, images: Tensor, real: bool) -> None:
     for chunk in images.split(500):
@@ -194,7 +215,7 @@ def loop_images_per_s(step_fn, dm, steps: int, skip: int) -> float:
 
 
 def throughput(data_dir: str, pairs: int, steps: int, models: tuple[str, ...] = ("VAE (conv, 16-D)", "DCGAN")) -> dict[str, tuple[float, float, float]]:
-    from visionsuite.tasks import GANTask, VAETask
+    from visionsuite.tasks import AutoencoderTask, GANTask, VAETask
 
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=BATCH, augment=False, train_subset=BATCH * steps, drop_last=True)
     dm.prepare_data()
@@ -213,6 +234,26 @@ def throughput(data_dir: str, pairs: int, steps: int, models: tuple[str, ...] = 
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+            elif name.startswith("AE"):
+                task = AutoencoderTask(optimizer="adam", lr=1e-3)
+                model = ConvAutoencoder(1, 28, 32)  # the task's defaults: widths (32, 64), nearest upsampling
+                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+                def step(x: Tensor, model=model, opt=opt) -> None:
+                    loss = nn.functional.mse_loss(model(x), x)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            elif name == "WGAN-GP":
+                task = GANTask(latent_dim=100, loss="wasserstein", gp_weight=10.0, d_norm="none", n_critic=5,
+                               optimizer="adam", lr=1e-4, betas=(0.0, 0.9))  # fmt: skip
+                g, d = DCGANGenerator(100), DCGANDiscriminator(norm="none")
+                og = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
+                od = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.0, 0.9))
+
+                def step(x: Tensor, g=g, d=d, og=og, od=od, seen=[0]) -> None:  # noqa: B006 (a per-run counter)
+                    wgan_gp_step(g, d, og, od, x, 100, generator_turn=(seen[0] + 1) % 5 == 0)
+                    seen[0] += 1
             else:
                 task = GANTask(latent_dim=100)
                 g, d = DCGANGenerator(100), DCGANDiscriminator()
@@ -234,7 +275,7 @@ def throughput(data_dir: str, pairs: int, steps: int, models: tuple[str, ...] = 
     return results
 
 
-SECTIONS = ("vae", "gan", "throughput")
+SECTIONS = ("vae", "gan", "throughput", "throughput-more")
 
 
 def vae_section(args: argparse.Namespace, train: Tensor, test: Tensor) -> list[str]:
@@ -298,8 +339,8 @@ def gan_section(args: argparse.Namespace, dm, train: Tensor, train_y: Tensor, te
             "Final samples: `generative_dcgan_samples.png`.", ""]
 
 
-def throughput_section(args: argparse.Namespace) -> list[str]:
-    rates = throughput(args.data_dir, args.pairs, args.steps)
+def throughput_section(args: argparse.Namespace, models: tuple[str, ...] = ("VAE (conv, 16-D)", "DCGAN")) -> list[str]:
+    rates = throughput(args.data_dir, args.pairs, args.steps, models)
     lines = ["## 3. Task vs plain PyTorch loop (training throughput)", "",
              f"Same model, batches of {BATCH} from the same data module (on-device normalisation undone to [0, 1]), "
              f"{args.steps} steps per run, first 5 untimed, {args.pairs} pairs interleaved (task first in even pairs, loop first in odd ones); "
@@ -309,6 +350,14 @@ def throughput_section(args: argparse.Namespace) -> list[str]:
     for name, (t, p, r) in rates.items():
         lines.append(f"| {name} | {t:.0f} | {p:.0f} | {r:.3f} |")
     return [*lines, ""]
+
+
+def throughput_more_section(args: argparse.Namespace) -> list[str]:
+    """Section 3's measurement for the other two trained models: WGAN-GP and the autoencoder."""
+    lines = throughput_section(args, models=("WGAN-GP", "AE (conv)"))
+    lines[0] = "## 4. Task vs plain PyTorch loop: WGAN-GP and the autoencoder"
+    return [*lines[:-1], "WGAN-GP: λ 10, one critic step per batch and a generator step every fifth batch, in both "
+            "(GANTask's `n_critic: 5`). AE: `AutoencoderTask`'s defaults, pixel MSE.", ""]
 
 
 def replace_sections(old: str, new: dict[str, list[str]]) -> list[str]:
@@ -346,6 +395,8 @@ def main() -> None:
         new["2"] = gan_section(args, dm, train, train_y, test, test_y)
     if "throughput" in args.sections:
         new["3"] = throughput_section(args)
+    if "throughput-more" in args.sections:
+        new["4"] = throughput_more_section(args)
     command = (f"PYTHONPATH=. python benchmarks/bench_generative.py --sections {' '.join(args.sections)} --budget {args.budget:g} "
                f"--gan-budget {args.gan_budget:g} --lenet-budget {args.lenet_budget:g} --pairs {args.pairs} --steps {args.steps}")
     stamp = (f"*Measured by `{command}`: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
