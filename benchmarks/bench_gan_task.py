@@ -86,23 +86,14 @@ def pixels(dm, dataset, n: int) -> torch.Tensor:
 
 
 def floor_and_ceiling(dm, extractor, n_test: int) -> tuple[dict, dict]:
-    """FID/KID of training images vs test images, and of uniform noise vs test images."""
-    from visionsuite.models.generative import build_sample_metrics, compute_sample_metrics
+    """FID/KID of training images vs test images, and of uniform noise vs test images (KID with
+    the task's 100 subsets of 1000)."""
+    from bench_generative import sample_scores
 
     test = pixels(dm, dm.test_set, n_test)
     train = pixels(dm, dm.train_set, len(test))
     noise = torch.rand(test.shape, generator=torch.Generator().manual_seed(0))
-    out = []
-    for fake in (train, noise):
-        metrics = build_sample_metrics(extractor, kid_subset_size=1000)
-        with torch.no_grad():
-            for m in metrics.values():
-                for chunk in test.split(500):
-                    m.update(chunk, real=True)
-                for chunk in fake.split(500):
-                    m.update(chunk, real=False)
-        out.append(compute_sample_metrics(metrics))
-    return out[0], out[1]
+    return sample_scores(extractor, test, train, kid_subsets=100), sample_scores(extractor, test, noise, kid_subsets=100)
 
 
 def main() -> None:

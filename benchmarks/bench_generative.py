@@ -129,36 +129,22 @@ def train_lenet(train: Tensor, train_y: Tensor, test: Tensor, test_y: Tensor, dm
     return acc
 
 
-def gan_step(g: nn.Module, d: nn.Module, opt_g, opt_d, real01: Tensor, latent: int) -> None:
-    real = to_signed(real01)
-    z = torch.randn(len(real), latent)
-    with torch.no_grad():
-        fake = g(z)
-    d_loss = discriminator_loss("nonsaturating", d(real), d(fake))
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    d.requires_grad_(False)
-    g_loss = generator_loss("nonsaturating", d(g(torch.randn(len(real), latent))))
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    opt_g.step()
-    d.requires_grad_(True)
-
-
-def wgan_gp_step(g: nn.Module, d: nn.Module, opt_g, opt_d, real01: Tensor, latent: int, generator_turn: bool) -> None:
-    """GANTask's WGAN-GP batch: a critic step with the gradient penalty (λ 10), and on every
-    ``n_critic``-th batch a generator step."""
+def gan_step(g: nn.Module, d: nn.Module, opt_g, opt_d, real01: Tensor, latent: int, loss: str = "nonsaturating",
+             gp_weight: float = 0.0, generator_turn: bool = True) -> None:  # fmt: skip
+    """GANTask's batch: a discriminator (critic) step, with the gradient penalty when ``gp_weight``
+    is set, and a generator step when it is the generator's turn (every ``n_critic``-th batch)."""
     real = to_signed(real01)
     with torch.no_grad():
         fake = g(torch.randn(len(real), latent))
-    d_loss = discriminator_loss("wasserstein", d(real), d(fake)) + 10.0 * gradient_penalty(d, real, fake)
+    d_loss = discriminator_loss(loss, d(real), d(fake))
+    if gp_weight:
+        d_loss = d_loss + gp_weight * gradient_penalty(d, real, fake)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
     if generator_turn:
         d.requires_grad_(False)
-        g_loss = generator_loss("wasserstein", d(g(torch.randn(len(real), latent))))
+        g_loss = generator_loss(loss, d(g(torch.randn(len(real), latent))))
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -180,8 +166,9 @@ def sample(g: nn.Module, n: int, latent: int, seed: int = 0) -> Tensor:
     return out
 
 
-def sample_scores(extractor, real: Tensor, fake: Tensor) -> dict[str, float]:
-    metrics = build_sample_metrics(extractor, kid_subset_size=1000, kid_subsets=50)
+def sample_scores(extractor, real: Tensor, fake: Tensor, kid_subsets: int = 50) -> dict[str, float]:
+    """FID and KID (subsets of 1000) of ``fake`` against ``real``, [0, 1] pixels, in ``extractor``'s space."""
+    metrics = build_sample_metrics(extractor, kid_subset_size=1000, kid_subsets=kid_subsets)
     feed(metrics, real, True)
     feed(metrics, fake, False)
     return compute_sample_metrics(metrics)
@@ -252,7 +239,7 @@ def throughput(data_dir: str, pairs: int, steps: int, models: tuple[str, ...] = 
                 od = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.0, 0.9))
 
                 def step(x: Tensor, g=g, d=d, og=og, od=od, seen=[0]) -> None:  # noqa: B006 (a per-run counter)
-                    wgan_gp_step(g, d, og, od, x, 100, generator_turn=(seen[0] + 1) % 5 == 0)
+                    gan_step(g, d, og, od, x, 100, "wasserstein", 10.0, generator_turn=(seen[0] + 1) % 5 == 0)
                     seen[0] += 1
             else:
                 task = GANTask(latent_dim=100)

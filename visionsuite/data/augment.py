@@ -113,27 +113,36 @@ def _move_images(x: Tensor, d: Draws, grid: Tensor | None, fill: float, nearest:
     return x
 
 
-def _move_boxes(boxes: list[Tensor], labels: list[Tensor], d: Draws, size: tuple[int, int]):
-    """The same per-image map for ragged boxes: one flat tensor, one affine, one split."""
-    n, (h, w) = len(boxes), size
-    if n == 0:
-        return boxes, labels
+def _map_ragged_boxes(boxes: list[Tensor], labels: list[Tensor], scale: Tensor, offset: Tensor,
+                      size: tuple[int, int], flip: Tensor | None = None):  # fmt: skip
+    """A per-image map of ragged boxes, ``box * scale + offset`` (``scale``, ``offset``: [N, 2],
+    (y, x)), clipped to ``size``, then mirrored where ``flip``: one flat tensor, one affine, one
+    split. Boxes left without area are dropped with their labels."""
+    n, w = len(boxes), size[1]
     flat, flat_labels = torch.cat(boxes), torch.cat(labels)
     device = flat.device
     owner = torch.repeat_interleave(torch.arange(n, device=device), torch.tensor([len(b) for b in boxes], device=device))
-    s = d.scale.to(device) if d.scale is not None else torch.ones(n, device=device)
-    t = _shift(d, n, device).to(flat.dtype)
-    centre = torch.tensor([h / 2, w / 2], device=device, dtype=flat.dtype)
-    scale = s[owner, None].expand(-1, 2).to(flat.dtype)
-    offset = centre * (1 - scale) + t[owner]
-    moved, keep = affine_boxes(flat, scale, offset, size, min_size=1.0)
+    moved, keep = affine_boxes(flat, scale.to(device, flat.dtype)[owner], offset.to(device, flat.dtype)[owner], size, min_size=1.0)
     owner = owner[keep]
-    if d.flip is not None:
-        f = d.flip.to(device)[owner, None]
+    if flip is not None:
+        f = flip.to(device)[owner, None]
         mirrored = torch.stack([w - moved[:, 2], moved[:, 1], w - moved[:, 0], moved[:, 3]], dim=1)
         moved = torch.where(f, mirrored, moved)
     counts = torch.bincount(owner, minlength=n).tolist()
     return list(moved.split(counts)), list(flat_labels[keep].split(counts))
+
+
+def _move_boxes(boxes: list[Tensor], labels: list[Tensor], d: Draws, size: tuple[int, int]):
+    """The draws' zoom about the centre, shift and flip, for ragged boxes."""
+    n, (h, w) = len(boxes), size
+    if n == 0:
+        return boxes, labels
+    device, dtype = boxes[0].device, boxes[0].dtype
+    s = d.scale.to(device) if d.scale is not None else torch.ones(n, device=device)
+    scale = s[:, None].expand(-1, 2).to(dtype)
+    centre = torch.tensor([h / 2, w / 2], device=device, dtype=dtype)
+    offset = centre * (1 - scale) + _shift(d, n, device).to(dtype)
+    return _map_ragged_boxes(boxes, labels, scale, offset, size, d.flip)
 
 
 def augment_batch(batch: Batch, d: Draws, ignore_index: int = 255) -> Batch:
@@ -185,15 +194,10 @@ def random_window(batch: Batch, size: tuple[int, int], generator: torch.Generato
     if MASK in batch:
         out[MASK] = cut(batch[MASK][:, None])[:, 0]
     if BBOX_XYXY in batch and len(batch[BBOX_XYXY]):
-        boxes, labels = batch[BBOX_XYXY], batch[BBOX_LABEL]
-        flat, flat_labels = torch.cat(boxes), torch.cat(labels)
-        owner = torch.repeat_interleave(
-            torch.arange(n, device=flat.device), torch.tensor([len(b) for b in boxes], device=flat.device)
+        offset = -torch.stack([top, left], dim=1)  # (y, x)
+        out[BBOX_XYXY], out[BBOX_LABEL] = _map_ragged_boxes(
+            batch[BBOX_XYXY], batch[BBOX_LABEL], torch.ones_like(offset), offset, (h, w)
         )
-        offset = -torch.stack([top, left], dim=1).to(flat.device, flat.dtype)[owner]  # (y, x)
-        moved, keep = affine_boxes(flat, torch.ones_like(offset), offset, (h, w), min_size=1.0)
-        counts = torch.bincount(owner[keep], minlength=n).tolist()
-        out[BBOX_XYXY], out[BBOX_LABEL] = list(moved.split(counts)), list(flat_labels[keep].split(counts))
     return out
 
 

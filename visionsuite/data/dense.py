@@ -142,9 +142,9 @@ class DenseTargetDataModule(TensorClassificationDataModule):
             scale_range: training zoom range about the image centre, e.g. ``[0.75, 1.25]``.
             resize_mode: ``letterbox`` (fit inside, pad), ``crop`` (cover, centre crop) or
                 ``stretch``, applied to every image with its mask and boxes when decoding.
-            train_window: (H, W), or one size for both: train on a random window of this size of each augmented
-                ``image_size`` image (its mask and boxes alike); validation, test and predict
-                see whole images. ``None``: whole images.
+            train_window: (H, W), or one size for both: train on a random window of this size
+                of each augmented ``image_size`` image (its mask and boxes alike); validation,
+                test and predict see whole images. ``None``: whole images.
             **kwargs: every option of :class:`TensorClassificationDataModule`.
         """
         super().__init__(**kwargs)

@@ -7,9 +7,8 @@ averaged too, so the copy is usable in eval mode without recomputing them.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from visionsuite.errors import ConfigError
 
@@ -27,15 +26,11 @@ def warmup_decay(decay: float, updates: int) -> float:
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
-def _ema_multi_avg_fn(decay: float, warmup: bool):
-    @torch.no_grad()
+def _warmup_ema_multi_avg_fn(decay: float):
+    """torch's EMA update, with the decay of :func:`warmup_decay` for the updates so far."""
+
     def update(ema_params: list[Tensor], params: list[Tensor], num_averaged: Tensor) -> None:
-        d = warmup_decay(decay, int(num_averaged)) if warmup else decay
-        if torch.is_floating_point(ema_params[0]) or torch.is_complex(ema_params[0]):
-            torch._foreach_lerp_(ema_params, params, 1.0 - d)
-        else:  # integer buffers (batch-norm's num_batches_tracked)
-            for e, p in zip(ema_params, params, strict=True):
-                e.copy_(e * d + p * (1.0 - d))
+        get_ema_multi_avg_fn(warmup_decay(decay, int(num_averaged)))(ema_params, params, num_averaged)
 
     return update
 
@@ -47,6 +42,7 @@ def make_ema(model: nn.Module, decay: float = 0.999, warmup: bool = True) -> Ave
     copy's ``n_averaged`` buffer, so it survives a checkpoint and resume)."""
     if not 0.0 < decay < 1.0:
         raise ConfigError(f"EMA decay must be in (0, 1), got {decay}")
-    ema = AveragedModel(model, multi_avg_fn=_ema_multi_avg_fn(decay, warmup), use_buffers=True)
+    update = _warmup_ema_multi_avg_fn(decay) if warmup else get_ema_multi_avg_fn(decay)
+    ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
     ema.requires_grad_(False)
     return ema
