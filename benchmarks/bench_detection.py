@@ -37,25 +37,27 @@ SMALL_RESNET = {"base_width": 32}
 #: as in ``configs/detection/fasterrcnn_fmnist_scenes.yaml``.
 SMALL_IMAGE_RCNN = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
                     "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 64}  # fmt: skip
-HEADS = {  # head: (backbone, backbone options, FPN extra levels)
-    "fcos": ("resnet18", SMALL_RESNET, "p6p7"),
-    "retinanet": ("resnet18", SMALL_RESNET, "p6p7"),
-    "ssdlite": ("mobilenet_v3_small", {}, "p6p7"),
-    "fasterrcnn": ("resnet18", SMALL_RESNET, "maxpool"),
+HEADS = {  # variant: (head, backbone, backbone options, backbone weights, FPN extra levels)
+    "fcos": ("fcos", "resnet18", SMALL_RESNET, None, "p6p7"),
+    "fcos-lite0": ("fcos", "efficientnet_lite0", {}, "imagenet", "p6p7"),  # ImageNet weights, summed to 1 channel
+    "retinanet": ("retinanet", "resnet18", SMALL_RESNET, None, "p6p7"),
+    "ssdlite": ("ssdlite", "mobilenet_v3_small", {}, None, "p6p7"),
+    "fasterrcnn": ("fasterrcnn", "resnet18", SMALL_RESNET, None, "maxpool"),
 }
 
 
-def make_task(head: str) -> DetectionTask:
-    backbone, options, extra = HEADS[head]
+def make_task(variant: str, channels_last: bool = False) -> DetectionTask:
+    head, backbone, options, weights, extra = HEADS[variant]
     head_options = SMALL_IMAGE_RCNN if head == "fasterrcnn" else None
-    return DetectionTask(head=head, backbone=backbone, backbone_options=options, num_classes=10, in_chans=1,
-                         image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra,
-                         head_options=head_options)  # fmt: skip
+    return DetectionTask(head=head, backbone=backbone, backbone_options=options, weights=weights, num_classes=10,
+                         in_chans=1, image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra,
+                         head_options=head_options, channels_last=channels_last)  # fmt: skip
 
 
-def batches(dm: FashionMNISTScenesDataModule, loader):
+def batches(dm: FashionMNISTScenesDataModule, loader, train: bool = False):
+    """The loader's batches through the data module's on-device transform (flips when ``train``)."""
     for batch in loader:
-        yield dm.transform_batch(batch, train=False)
+        yield dm.transform_batch(batch, train=train)
 
 
 def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: float) -> tuple[int, float]:
@@ -64,7 +66,7 @@ def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: flo
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     seen, start = 0, time.perf_counter()
     while True:
-        for batch in batches(dm, dm.train_dataloader()):
+        for batch in batches(dm, dm.train_dataloader(), train=True):
             frac = (time.perf_counter() - start) / budget
             if frac >= 1:
                 return seen, time.perf_counter() - start
@@ -99,15 +101,16 @@ def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule) -> dict[str,
     return {"map_50": float(result["map_50"]), "map": float(result["map"]), "infer_ips": n / infer, "map_s": map_time}
 
 
-def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]) -> list[dict]:
+def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str], channels_last: bool = False) -> list[dict]:
     rows = []
     for head in heads:
         torch.manual_seed(0)
-        task = make_task(head)
+        task = make_task(head, channels_last)
         seen, secs = train_for(task, dm, budget)
         res = evaluate(task, dm)
         params = sum(p.numel() for p in task.detector.parameters())
-        name = HEADS[head][0] + ("-w32" if HEADS[head][1] else "")
+        _, backbone, options, weights, _ = HEADS[head]
+        name = backbone + ("-w32" if options else "") + (f" ({weights})" if weights else "") + (", channels-last" if channels_last else "")
         rows.append({"head": head, "backbone": name, "train_ips": seen / secs, "params": params, **res})
         print(rows[-1], flush=True)
     return rows
@@ -164,6 +167,7 @@ def main() -> None:
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--val_scenes", type=int, default=1, help="held out of the 8,000 training scenes (unused here)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--channels-last", action="store_true", help="heads table: the task's channels_last weights")
     args = parser.parse_args()
     dm = FashionMNISTScenesDataModule(
         data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes,
@@ -171,7 +175,7 @@ def main() -> None:
     )
     dm.setup("fit")
     load = os.getloadavg()[0]
-    rows = head_table(dm, args.budget, args.heads) if args.budget > 0 else []
+    rows = head_table(dm, args.budget, args.heads, args.channels_last) if args.budget > 0 else []
     task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
     load_end = os.getloadavg()[0]
     lines = [

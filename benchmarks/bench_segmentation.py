@@ -5,6 +5,7 @@ plain PyTorch loop on the same model, batch and resolution.
     PYTHONPATH=. python benchmarks/bench_segmentation.py throughput --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 24 --rounds 3
     PYTHONPATH=. python benchmarks/bench_segmentation.py valshare --config configs/segmentation/camvid_smp_unet_lite0_cpu.yaml --steps 6
     PYTHONPATH=. python benchmarks/bench_segmentation.py throughput --config <GPU config> --device cuda --steps 40 --rounds 4
+    PYTHONPATH=. python benchmarks/bench_segmentation.py models --size 192 256 --steps 4
 
 ``quality`` runs ``visionsuite fit`` (the config, ``trainer.max_time`` = the budget, validation
 every epoch, then test of the best checkpoint) and prints the test global accuracy,
@@ -14,7 +15,8 @@ class-average accuracy, mIoU and per-class IoU (from the run's ``metrics.json`` 
 backward, AdamW step) on the same cached uint8 batches, normalised on the fly; the two are run
 in alternation, ``--rounds`` pairs of ``--steps`` steps each (after 3 warm-up steps), and the
 median of the per-pair ratios is reported. ``valshare`` times, per validation batch, the forward
-pass against the metric update (the confusion matrix behind all four metrics).
+pass against the metric update (the confusion matrix behind all four metrics). ``models`` times
+training steps of smp architectures on the Lite0 encoder in the NCHW and channels-last layouts.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3, device: st
 
     cfg = yaml.safe_load(Path(config).read_text())
     model_args = dict(cfg["model"]["init_args"], class_weights=None, scheduler="none")
-    data_args = dict(cfg["data"]["init_args"], augment=False)
+    # whole images in both loops: a ``train_window`` would shrink only the task's batches
+    data_args = dict(cfg["data"]["init_args"], augment=False, train_window=None)
     dm = CamVidDataModule(**data_args)
     dm.setup("fit")
     batch_size = dm.batch_size
@@ -154,21 +157,65 @@ def validation_share(config: str, batches: int) -> None:
           f"metrics {metric / n:.4f} s/batch: metrics are {100 * metric / (forward + metric):.1f}% of the step")
 
 
+#: the smp U-Net + Lite0 variants ``models`` compares: smp's default decoder and the half-width one
+#: of the CPU recipes (``camvid_smp_unet_lite0_15min.yaml``, ``_60min.yaml``), and two other decoders.
+MODEL_VARIANTS = {
+    "Unet, decoder 256-128-64-32-16 (smp default)": ("smp:Unet", {}),
+    "Unet, decoder 128-64-32-16-16 (the CPU recipes)": ("smp:Unet", {"decoder_channels": [128, 64, 32, 16, 16]}),
+    "FPN": ("smp:FPN", {}),
+    "DeepLabV3Plus": ("smp:DeepLabV3Plus", {}),
+}
+
+
+def model_speed(size: tuple[int, int], batch: int, steps: int) -> None:
+    """Training images/s (forward, cross-entropy, backward, AdamW step; median of ``steps`` after one
+    warm-up) of each :data:`MODEL_VARIANTS` entry on the Lite0 encoder, in the default (NCHW) and the
+    channels-last weight layout: what ``decoder_channels`` and the task's ``channels_last`` buy."""
+    from visionsuite.tasks import SegmentationTask
+
+    torch.manual_seed(0)
+    x, y = torch.randn(batch, 3, *size), torch.randint(0, 11, (batch, *size))
+    print(f"| model ({size[0]}x{size[1]}, batch {batch}) | params | NCHW img/s | channels-last img/s | speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    for label, (name, options) in MODEL_VARIANTS.items():
+        rates = []
+        for channels_last in (False, True):
+            task = SegmentationTask(model=name, num_classes=11, ignore_index=11, channels_last=channels_last,
+                                    model_options={"encoder": "tu-tf_efficientnet_lite0", **options})  # fmt: skip
+            model = task.model.train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            times = []
+            for _ in range(steps + 1):
+                t0 = time.perf_counter()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                times.append(time.perf_counter() - t0)
+            rates.append(batch / statistics.median(times[1:]))
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        print(f"| {label} | {params:.2f} M | {rates[0]:.2f} | {rates[1]:.2f} | {rates[1] / rates[0]:.2f}x |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("quality", "throughput", "valshare"))
+    parser.add_argument("mode", choices=("quality", "throughput", "valshare", "models"))
     parser.add_argument("--config", default=str(ROOT / "configs/segmentation/camvid_smp_unet_lite0_cpu.yaml"))
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--out", default=str(ROOT / "logs/bench_segmentation"))
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="throughput: where both loops run")
+    parser.add_argument("--size", type=int, nargs=2, default=(192, 256), help="models: H W")
+    parser.add_argument("--batch", type=int, default=8, help="models: batch size")
     args, extra = parser.parse_known_args()
     print(f"load average {__import__('os').getloadavg()}, torch threads {torch.get_num_threads()}")
     if args.mode == "quality":
         quality(args.config, args.minutes, Path(args.out), extra)
     elif args.mode == "valshare":
         validation_share(args.config, args.steps)
+    elif args.mode == "models":
+        model_speed(tuple(args.size), args.batch, args.steps)
     else:
         throughput(args.config, args.steps, args.rounds, device=args.device)
 

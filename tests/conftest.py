@@ -4,9 +4,11 @@ only the first test run pays for decoding (CIFAR-10: ~17 s on an idle 2-core mac
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from visionsuite.data.sources import mirror_root
 
@@ -40,3 +42,13 @@ def cifar_tree(data_root: Path, mirror: Path) -> Path:
     kind, folder = CIFAR10DataModule(data_dir=str(data_root)).fetch()
     assert kind == "jpeg"
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism() -> Iterator[None]:
+    """``Trainer(deterministic=True)`` turns on ``torch.use_deterministic_algorithms`` for the whole
+    process and leaves it on; a later test of an op without a deterministic kernel (SegNet's
+    max-unpooling) would then fail only because of the test order."""
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)

@@ -272,3 +272,26 @@ def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path
     assert whole["global_step"] == resumed["global_step"] == 64
     for key, value in whole["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def test_evaluation_options_may_differ_from_the_checkpoint(two_runs: Path, data_root: Path) -> None:
+    """``channels_last`` (how weights are stored, not what they are) may be changed for ``test``;
+    the score is that of the same trained weights."""
+    assert main(_args("test", two_runs, data_root, "--ckpt_path", "last")) == 0
+    assert main(_args("test", two_runs, data_root, "--ckpt_path", "last", "--model.init_args.channels_last", "true")) == 0
+    runs = sorted(p for p in two_runs.iterdir() if p.name.endswith("-test"))
+    default, nhwc = (json.loads((r / "metrics.json").read_text()) for r in runs[-2:])
+    assert nhwc["test/acc"] == pytest.approx(default["test/acc"], abs=1e-3)
+
+
+def test_each_task_lists_its_evaluation_only_options() -> None:
+    from visionsuite.checkpoints import hparam_differences
+    from visionsuite.tasks import DetectionTask, SegmentationTask
+
+    saved = {"model": "smp:Unet", "test_time_flip": False, "lr": 0.002}
+    configured = {"model": "smp:Unet", "test_time_flip": True, "lr": 0.01}
+    assert hparam_differences(saved, configured, SegmentationTask.evaluation_options) == ["lr: checkpoint=0.002 config=0.01"]
+    assert len(hparam_differences(saved, configured)) == 2
+    saved = {"head": "fcos", "score_thresh": 0.05, "nms_thresh": 0.5, "fpn_channels": 128}
+    configured = {"head": "fcos", "score_thresh": 0.3, "nms_thresh": 0.6, "fpn_channels": 64}
+    assert hparam_differences(saved, configured, DetectionTask.evaluation_options) == ["fpn_channels: checkpoint=128 config=64"]

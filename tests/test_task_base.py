@@ -185,3 +185,24 @@ def test_enable_checkpointing_false_writes_no_checkpoint(enabled: bool, data_roo
                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))  # fmt: skip
     trainer.fit(task, datamodule=_dm(data_root, train_subset=128, batch_size=64))
     assert bool(list(tmp_path.rglob("*.ckpt"))) == enabled
+
+
+def test_channels_last_stores_conv_weights_nhwc_and_runs_the_same_network() -> None:
+    """``channels_last`` puts every 4-D weight in NHWC, the convolutions then run channels-last
+    on an ordinary NCHW batch, and the outputs equal the default layout's."""
+    from visionsuite.tasks import SegmentationTask
+
+    torch.manual_seed(0)
+    options = {"model": "unet", "num_classes": 11, "ignore_index": 11, "model_options": {"depth": 2, "base_width": 4}}
+    default, nhwc = SegmentationTask(**options).eval(), SegmentationTask(**options, channels_last=True).eval()
+    nhwc.load_state_dict(default.state_dict())  # loading keeps the layout
+    weights = [p for p in nhwc.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    assert not all(p.is_contiguous(memory_format=torch.channels_last) for p in default.parameters() if p.dim() == 4)
+    first_conv = next(m for m in nhwc.modules() if isinstance(m, torch.nn.Conv2d))
+    layouts: list[bool] = []
+    first_conv.register_forward_hook(lambda m, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(2, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(x), default(x), atol=1e-5, rtol=1e-4)
+    assert layouts == [True]

@@ -9,6 +9,7 @@ Lightning would load them with ``weights_only=False`` – download the file and 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def hparam_differences(saved: dict[str, Any], configured: dict[str, Any]) -> list[str]:
-    """``key: checkpoint=… config=…`` for each model hyperparameter the two disagree on."""
+def hparam_differences(
+    saved: dict[str, Any], configured: dict[str, Any], may_differ: Iterable[str] = ()
+) -> list[str]:
+    """``key: checkpoint=… config=…`` for each model hyperparameter the two disagree on, except
+    those in ``may_differ`` (a task's ``evaluation_options``)."""
     diffs = []
+    skip = set(may_differ)
     for key in sorted(saved.keys() & configured.keys()):
-        if key.startswith("_"):
+        if key.startswith("_") or key in skip:
             continue
         if _plain(saved[key]) != _plain(configured[key]):
             diffs.append(f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}")

@@ -154,3 +154,26 @@ def test_export_and_predict_exported_write_the_same_masks_as_predict(
         assert ours.mode == "P" and ours.getpalette() == theirs.getpalette()
         a, b = np.array(ours), np.array(theirs)
         assert a.shape == size and (a == b).mean() > 0.999
+
+
+def test_test_time_flip_averages_each_image_and_its_mirror_at_test_and_predict_only() -> None:
+    """With ``test_time_flip`` the test and predict scores are the log of the mean softmax of the
+    image and of its mirror (mirrored back); validation keeps the single pass."""
+    torch.manual_seed(0)
+    task = SegmentationTask(model="unet", num_classes=11, ignore_index=11, test_time_flip=True,
+                            model_options={"depth": 2, "base_width": 4}).eval()  # fmt: skip
+    task.model = torch.nn.Conv2d(3, 11, 3, padding=1)  # random and not mirror-symmetric, unlike a fresh U-Net's near-constant output
+    image = torch.randn(2, 3, 16, 24)
+    batch = {"image": image, "mask": torch.randint(0, 11, (2, 16, 24)), "path": ["a", "b"]}
+    with torch.no_grad():
+        plain = task.model(image)
+        mirrored = task.model(image.flip(-1)).flip(-1)
+        expected = ((plain.softmax(1) + mirrored.softmax(1)) / 2).log()
+        test_out = task.shared_step(batch, "test")
+        val_out = task.shared_step(batch, "val")
+        predicted = task.predict_step(batch, 0)["logits"]
+    assert not torch.equal(expected.argmax(1), plain.argmax(1))  # the case tells the two apart
+    torch.testing.assert_close(predicted, expected)
+    assert torch.equal(test_out.preds, expected.argmax(1))
+    assert torch.equal(val_out.preds, plain.argmax(1))
+    torch.testing.assert_close(test_out.loss, torch.nn.functional.cross_entropy(expected, batch["mask"], ignore_index=11))

@@ -37,6 +37,7 @@ class DetectionTask(BaseTask):
 
     monitor = "val/map"
     mode = "max"
+    evaluation_options = BaseTask.evaluation_options | {"score_thresh", "nms_thresh", "detections_per_img", "num_sample_images"}
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ class SegmentationTask(BaseTask):
     mode = "max"
     headline_format = "{:.2%}"
     target_key = "mask"
+    evaluation_options = BaseTask.evaluation_options | {"test_time_flip", "num_overlay_images", "palette"}
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class SegmentationTask(BaseTask):
         class_weights: str | list[float] | None = None,
         palette: list[list[int]] | None = None,
         num_overlay_images: int = 4,
+        test_time_flip: bool = False,
         **kwargs: Any,
     ) -> None:
         """
@@ -64,6 +66,10 @@ class SegmentationTask(BaseTask):
                 fit, as the SegNet paper does; stored in the checkpoint) or one weight per class.
             palette: class colours of figures and predicted masks (default: the data module's).
             num_overlay_images: validation images whose mask overlays are drawn every validation.
+            test_time_flip: at test and predict, average the class probabilities of each image
+                and its mirror image (flip test-time augmentation, as mmsegmentation's
+                ``flip=True``): two forward passes per image for a steadier mask. Validation,
+                which selects the checkpoint, keeps one pass.
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
         if isinstance(class_weights, str) and class_weights not in ("none", "median_frequency"):
@@ -128,8 +134,18 @@ class SegmentationTask(BaseTask):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def segment(self, image: Tensor, flip: bool = False) -> Tensor:
+        """Per-pixel class scores; with ``flip``, the log of the mean softmax of ``image`` and
+        of its mirror image (mirrored back), a valid input for the loss and for argmax."""
+        logits = self.model(image)
+        if not flip:
+            return logits
+        mirrored = self.model(image.flip(-1)).flip(-1)
+        # log((p + q) / 2) computed from log-probabilities: finite where a probability underflows
+        return torch.logaddexp(logits.log_softmax(1), mirrored.log_softmax(1)) - math.log(2)
+
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
-        logits = self.model(batch["image"])
+        logits = self.segment(batch["image"], flip=stage == "test" and self.hparams.test_time_flip)
         loss = self.criterion(logits, batch["mask"])
         # max(1).indices, not argmax(1): the same first-maximum index, ~5x faster on CPU over the
         # class dimension of [B, C, H, W] (benchmarks/results/segmentation.md, validation share)
@@ -137,7 +153,8 @@ class SegmentationTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Logits of the fitted images (the writer maps them back to each original size)."""
-        return {"paths": list(batch["path"]), "logits": self(batch["image"]).float().cpu()}
+        logits = self.segment(batch["image"], flip=self.hparams.test_time_flip)
+        return {"paths": list(batch["path"]), "logits": logits.float().cpu()}
 
     # -- what people look at ----------------------------------------------------------------------
     def _datamodule(self) -> Any:
