@@ -15,7 +15,6 @@ Errors caused by the user's input are printed as one line (exit status 2).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
@@ -138,6 +137,7 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
     and whether it is resumed in place.
     """
     from visionsuite import checkpoints, run_config, runs
+    from visionsuite.trained import import_class
 
     _check_trainer_limits(cfg.trainer, subcommand, cfg.get("test_after_fit", False))
     root = Path(cfg.trainer.get("default_root_dir") or "logs")
@@ -153,7 +153,8 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
     if ckpt is not None:
         saved = checkpoints.load_checkpoint(ckpt).get("hyper_parameters") or {}
         configured = cfg.model.init_args.as_dict() if cfg.model.get("init_args") is not None else {}
-        may_differ = getattr(_task_class(cfg.model.get("class_path")), "evaluation_options", ())
+        task_class = import_class(cfg.model.class_path) if cfg.model.get("class_path") else None
+        may_differ = getattr(task_class, "evaluation_options", ())
         diffs = checkpoints.hparam_differences(saved, configured, may_differ)
         if diffs:
             raise checkpoints.CheckpointError(
@@ -179,17 +180,6 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
 
 
 _RUN_DIR_ENV = "VISIONSUITE_RUN_DIR"
-
-
-def _task_class(class_path: str | None) -> type | None:
-    """The task class a config names (``visionsuite.tasks.SegmentationTask``), or ``None``."""
-    module, _, name = (class_path or "").rpartition(".")
-    if not module:
-        return None
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
 
 
 def _check_trainer_limits(trainer_cfg: Any, subcommand: str, test_after_fit: bool) -> None:

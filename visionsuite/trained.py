@@ -46,7 +46,8 @@ class Trained:
         return dm.test_set[list(range(min(n, len(dm.test_set))))]
 
 
-def _class(path: str) -> type:
+def import_class(path: str) -> type:
+    """The class a config's ``class_path`` names (full dotted path, or a short task/data name)."""
     module, _, name = path.rpartition(".")
     if not module:  # a short name: the packages register their classes
         module = "visionsuite.tasks" if name.endswith("Task") else "visionsuite.data"
@@ -83,12 +84,12 @@ def load_trained(config_path: str | Path, ckpt_spec: str, *, data_overrides: dic
     weights = hparams.get("weights")
     if "weights" in hparams:
         hparams["weights"] = None  # the checkpoint holds the trained weights; no need for the file
-    task = _class(config["model"]["class_path"])(**hparams)
+    task = import_class(config["model"]["class_path"])(**hparams)
     task.load_state_dict(saved["state_dict"], strict=True)
     task.eval()
     data_cfg = config["data"]
     init = {**(data_cfg.get("init_args") or {}), **(data_overrides or {})}
-    datamodule = _class(data_cfg["class_path"])(**init)
+    datamodule = import_class(data_cfg["class_path"])(**init)
     if hasattr(task, "align_datamodule"):  # the pretrained weights' preprocessing, as the fit adopted it
         task.align_datamodule(datamodule, weights, warn_mismatch=False)
     return Trained(task, datamodule, path, ckpt)
