@@ -82,14 +82,15 @@ def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: flo
 
 
 @torch.no_grad()
-def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule) -> dict[str, float]:
-    model = task.detector.eval()
+def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool = False) -> dict[str, float]:
+    """Test mAP of the task's detector (with ``flip``: merged with its mirror-image detections)."""
+    task.detector.eval()
     metric = detection_metrics()
     infer = n = 0.0
     map_time = 0.0
     for batch in batches(dm, dm.test_dataloader()):
         t0 = time.perf_counter()
-        dets = model(batch["image"])
+        dets = task.detect(batch["image"], flip=flip)
         infer += time.perf_counter() - t0
         n += len(batch["image"])
         t0 = time.perf_counter()
@@ -101,18 +102,35 @@ def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule) -> dict[str,
     return {"map_50": float(result["map_50"]), "map": float(result["map"]), "infer_ips": n / infer, "map_s": map_time}
 
 
-def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str], channels_last: bool = False) -> list[dict]:
+def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str], channels_last: bool = False,
+               flip: bool = False, weights_dir: Path | None = None, load: bool = False) -> list[dict]:  # fmt: skip
+    """Train (or, with ``load``, reload from ``weights_dir``) and test each head; with
+    ``weights_dir`` and not ``load``, the trained weights are saved there (``<head>.pt``)."""
     rows = []
     for head in heads:
         torch.manual_seed(0)
         task = make_task(head, channels_last)
-        seen, secs = train_for(task, dm, budget)
+        path = weights_dir / f"{head}.pt" if weights_dir else None
+        if load and path:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            task.detector.load_state_dict(saved["state_dict"])
+            seen, secs = saved["seen"], saved["seconds"]
+        else:
+            seen, secs = train_for(task, dm, budget)
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"state_dict": task.detector.state_dict(), "seen": seen, "seconds": secs}, path)
         res = evaluate(task, dm)
+        if flip:  # the same weights, test-time flip: a second row
+            res_flip = evaluate(task, dm, flip=True)
         params = sum(p.numel() for p in task.detector.parameters())
         _, backbone, options, weights, _ = HEADS[head]
         name = backbone + ("-w32" if options else "") + (f" ({weights})" if weights else "") + (", channels-last" if channels_last else "")
         rows.append({"head": head, "backbone": name, "train_ips": seen / secs, "params": params, **res})
         print(rows[-1], flush=True)
+        if flip:
+            rows.append({**rows[-1], "backbone": name + ", test-time flip", **res_flip})
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -168,6 +186,11 @@ def main() -> None:
     parser.add_argument("--val_scenes", type=int, default=1, help="held out of the 8,000 training scenes (unused here)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--channels-last", action="store_true", help="heads table: the task's channels_last weights")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="heads table: save each trained head's weights here (<head>.pt)")
+    parser.add_argument("--load", action="store_true", help="heads table: test the weights saved in --weights-dir, no training")
+    parser.add_argument("--test-time-flip", action="store_true",
+                        help="heads table: also test each head with the task's test_time_flip (a second row)")
     args = parser.parse_args()
     dm = FashionMNISTScenesDataModule(
         data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes,
@@ -175,7 +198,7 @@ def main() -> None:
     )
     dm.setup("fit")
     load = os.getloadavg()[0]
-    rows = head_table(dm, args.budget, args.heads, args.channels_last) if args.budget > 0 else []
+    rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load) if args.budget > 0 else []
     task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
     load_end = os.getloadavg()[0]
     lines = [

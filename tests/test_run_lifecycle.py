@@ -292,6 +292,6 @@ def test_each_task_lists_its_evaluation_only_options() -> None:
     configured = {"model": "smp:Unet", "test_time_flip": True, "lr": 0.01}
     assert hparam_differences(saved, configured, SegmentationTask.evaluation_options) == ["lr: checkpoint=0.002 config=0.01"]
     assert len(hparam_differences(saved, configured)) == 2
-    saved = {"head": "fcos", "score_thresh": 0.05, "nms_thresh": 0.5, "fpn_channels": 128}
-    configured = {"head": "fcos", "score_thresh": 0.3, "nms_thresh": 0.6, "fpn_channels": 64}
+    saved = {"head": "fcos", "score_thresh": 0.05, "nms_thresh": 0.5, "test_time_flip": False, "fpn_channels": 128}
+    configured = {"head": "fcos", "score_thresh": 0.3, "nms_thresh": 0.6, "test_time_flip": True, "fpn_channels": 64}
     assert hparam_differences(saved, configured, DetectionTask.evaluation_options) == ["fpn_channels: checkpoint=128 config=64"]

@@ -21,6 +21,7 @@ from visionsuite.callbacks import FigureLogger
 from visionsuite.callbacks.detection_writer import DetectionPredictionWriter
 from visionsuite.callbacks.images import AnnotatedImage
 from visionsuite.data.batch import BBOX_LABEL, BBOX_XYXY, IMAGE
+from visionsuite.detection.flip import merge_flipped
 from visionsuite.detection.metrics import detection_metrics, summarize
 from visionsuite.detection.models import LABEL_OFFSET, build_detector, head_num_classes
 from visionsuite.detection.pictures import draw_detections, wandb_boxes
@@ -37,7 +38,9 @@ class DetectionTask(BaseTask):
 
     monitor = "val/map"
     mode = "max"
-    evaluation_options = BaseTask.evaluation_options | {"score_thresh", "nms_thresh", "detections_per_img", "num_sample_images"}
+    evaluation_options = BaseTask.evaluation_options | {
+        "score_thresh", "nms_thresh", "detections_per_img", "num_sample_images", "test_time_flip",
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class DetectionTask(BaseTask):
         anchor_scale: float = 4.0,
         head_options: dict[str, Any] | None = None,
         num_sample_images: int = 4,
+        test_time_flip: bool = False,
         **kwargs: Any,
     ) -> None:
         """
@@ -79,6 +83,9 @@ class DetectionTask(BaseTask):
             anchor_scale: anchor side = ``anchor_scale x stride`` of each level.
             head_options: extra keyword arguments of the torchvision detector.
             num_sample_images: validation images drawn with predicted and true boxes.
+            test_time_flip: at test and predict, detect on each image and on its mirror image and
+                fuse the two sets box by box (:mod:`visionsuite.detection.flip`): two forward
+                passes per image. Validation, which selects the checkpoint, keeps one pass.
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
         super().__init__(**kwargs)
@@ -144,12 +151,21 @@ class DetectionTask(BaseTask):
         """Detections per image: ``{"boxes" (batch pixels, xyxy), "scores", "labels" (0..K-1)}``."""
         return self.detector(images)
 
+    def detect(self, images: Tensor, flip: bool = False) -> Targets:
+        """Detections per image; with ``flip``, those of ``images`` and of their mirror images fused."""
+        detections = self.detector(images)
+        if not flip:
+            return detections
+        mirrored = self.detector(images.flip(-1))
+        hp = self.hparams
+        return merge_flipped(detections, mirrored, images.shape[-1], hp.nms_thresh, hp.detections_per_img)
+
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
         targets = self.build_targets(batch)
         if self.detector.training:
             losses = self.detector(batch[IMAGE], [t["boxes"] for t in targets], [t["labels"] for t in targets])
             return StepOutput(sum(losses.values()), terms=losses)
-        return StepOutput(None, self.detector(batch[IMAGE]), targets)
+        return StepOutput(None, self.detect(batch[IMAGE], flip=stage == "test" and self.hparams.test_time_flip), targets)
 
     def _end_epoch(self, stage: str, metrics: MetricCollection | None) -> None:
         super()._end_epoch(stage, metrics)
@@ -222,7 +238,8 @@ class DetectionTask(BaseTask):
         return pictures
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        detections = [{k: v.detach().cpu() for k, v in d.items()} for d in self(batch[IMAGE])]
+        found = self.detect(batch[IMAGE], flip=self.hparams.test_time_flip)
+        detections = [{k: v.detach().cpu() for k, v in d.items()} for d in found]
         return {"paths": list(batch["path"]), "detections": detections, "images": self.display_images(batch[IMAGE].cpu())}
 
 
