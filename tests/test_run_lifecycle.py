@@ -7,7 +7,6 @@ import http.server
 import json
 import math
 import os
-import pickle
 import signal
 import subprocess
 import sys
