@@ -4,7 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` alone: every ``every_n_train_steps`` steps, after each validation, and when
+    training ends (``max_time``, ``max_steps`` or early stopping included).
+
+    Why a subclass: Lightning (2.6) refreshes ``last.ckpt`` at an epoch's end only when a top-k
+    checkpoint was written at that step, so beside a best-on-validation checkpoint it stayed at
+    the last improvement: a resumed run went back to it, and the weights a budgeted run ended
+    with were never stored. A run stopped by an exception keeps the last regular save (the
+    divergence guard raises, so diverged weights never reach ``last.ckpt``).
+    """
+
+    def __init__(self, dirpath: str | Path | None, every_n_train_steps: int) -> None:
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps,
+                         enable_version_counter=False)  # fmt: skip
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: Trainer) -> None:
+        stale = self._last_global_step_saved != trainer.global_step
+        if stale and not trainer.fast_dev_run and not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def checkpoint_callbacks(
@@ -12,8 +43,9 @@ def checkpoint_callbacks(
 ) -> list[ModelCheckpoint]:
     """``best-epoch=…-step=….ckpt`` (only when ``monitor`` is set) and ``last.ckpt``.
 
-    ``last.ckpt`` is refreshed at each validation and every ``every_n_train_steps`` steps, so a
-    killed run loses at most that many steps. Both callbacks write the one ``last.ckpt``.
+    ``last.ckpt`` (:class:`LastCheckpoint`) is refreshed at each validation, every
+    ``every_n_train_steps`` steps and when training ends, so a killed run loses at most that many
+    steps. Both callbacks write the one ``last.ckpt``.
     """
     callbacks = []
     if monitor is not None:
@@ -29,13 +61,5 @@ def checkpoint_callbacks(
                 enable_version_counter=False,
             )
         )
-    callbacks.append(
-        ModelCheckpoint(
-            dirpath=dirpath,
-            save_top_k=0,
-            save_last=True,
-            every_n_train_steps=every_n_train_steps,
-            enable_version_counter=False,
-        )
-    )
+    callbacks.append(LastCheckpoint(dirpath, every_n_train_steps))
     return callbacks
