@@ -47,7 +47,7 @@ def test_unknown_names_list_the_choices() -> None:
     with pytest.raises(ValueError, match="sgd, adam, adamw, rmsprop, adagrad"):
         build_optimizer("lamb", _model().parameters(), lr=1.0)
     opt = build_optimizer("sgd", _model().parameters(), lr=1.0)
-    with pytest.raises(ValueError, match="multistep, cosine, onecycle, plateau"):
+    with pytest.raises(ValueError, match="multistep, cosine, cosine_time, onecycle, plateau"):
         build_scheduler("poly", opt, max_epochs=1, total_steps=1)
 
 
@@ -114,3 +114,28 @@ def test_param_groups_carry_their_own_learning_rate() -> None:
     opt = build_optimizer("adamw", groups, lr=1e-2, betas=(0.5, 0.99))
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-4, 1e-2]
     assert all(g["betas"] == (0.5, 0.99) for g in opt.param_groups)
+
+
+def test_cosine_time_follows_the_budget_clock_not_the_step_count() -> None:
+    """Warm-up 0.1 then cosine: at 0, 0.05, 0.1, 0.55, 1.0 and 1.3 of the budget the multipliers
+    are 0, 0.5, 1, 0.5, 0 and 0, whichever number of steps came before."""
+    fractions = iter([0.0, 0.05, 0.1, 0.55, 1.0, 1.3])
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.4)
+    cfg = build_scheduler("cosine_time", opt, max_epochs=1, total_steps=1, warmup_pct=0.1, budget_clock=lambda: next(fractions))
+    assert cfg["interval"] == "step"
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(5):
+        opt.step()
+        cfg["scheduler"].step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.0, 0.2, 0.4, 0.2, 0.0, 0.0])
+
+
+def test_cosine_time_state_is_checkpoint_data_and_needs_a_clock(tmp_path) -> None:
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.4)
+    sched = build_scheduler("cosine_time", opt, max_epochs=1, total_steps=1, warmup_pct=0.0, budget_clock=lambda: 0.5)["scheduler"]
+    torch.save(sched.state_dict(), tmp_path / "s.pt")
+    state = torch.load(tmp_path / "s.pt", weights_only=True)  # no callable in it
+    assert "clock" not in state and state["base_lrs"] == [0.4]
+    with pytest.raises(ValueError, match="time budget"):
+        build_scheduler("cosine_time", opt, max_epochs=1, total_steps=1)

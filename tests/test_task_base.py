@@ -5,6 +5,7 @@ data/model agreement check, the optimiser factory, and the closing line's unit."
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -206,3 +207,49 @@ def test_channels_last_stores_conv_weights_nhwc_and_runs_the_same_network() -> N
     with torch.no_grad():
         torch.testing.assert_close(nhwc(x), default(x), atol=1e-5, rtol=1e-4)
     assert layouts == [True]
+
+
+def test_cosine_time_reads_the_trainers_max_time(data_root: Path, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule's clock is the Trainer's Timer: with 75 of 100 s spent (warm-up 0.2), the
+    rate is lr x (1 + cos(pi x 0.6875)) / 2 after any number of steps; without max_time, a
+    one-line config error."""
+    from lightning.pytorch.callbacks import Timer
+
+    monkeypatch.setattr(Timer, "time_elapsed", lambda self, stage="train": 75.0)
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1, optimizer="sgd", lr=0.1,
+                              scheduler="cosine_time", warmup_pct=0.2)  # fmt: skip
+    trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=0, enable_checkpointing=False, max_time={"seconds": 100})
+    trainer.fit(task, datamodule=_dm(data_root, train_subset=192, batch_size=64))
+    expected = 0.1 * (1 + math.cos(math.pi * (0.75 - 0.2) / 0.8)) / 2
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(expected)
+
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1, scheduler="cosine_time")
+    with pytest.raises(ConfigError, match="max_time"):
+        _trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(task, datamodule=_dm(data_root, train_subset=64))
+
+
+class _LastStep(Callback):
+    """The step stored in ``last.ckpt`` as each epoch after the first starts (after a validation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.steps = path, []
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: Any) -> None:
+        if trainer.current_epoch > 0:
+            self.steps.append(torch.load(self.path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def test_last_checkpoint_follows_each_validation_and_the_end_of_training(data_root: Path, mirror: Path, tmp_path: Path) -> None:
+    """With a best checkpoint that never improves after the first epoch (it monitors ``epoch``,
+    lowest best), ``last.ckpt`` is still rewritten after each validation (steps 4 and 8: 4 steps per
+    epoch) and at the ``max_steps`` stop mid-epoch (step 11): ``--ckpt_path last`` resumes where
+    training stopped, not at the last improvement."""
+    from visionsuite.callbacks import checkpoint_callbacks
+
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1)
+    probe = _LastStep(tmp_path / "last.ckpt")
+    trainer = _trainer(tmp_path, max_steps=11, callbacks=[*checkpoint_callbacks(tmp_path, "epoch", "min", 500), probe])
+    trainer.fit(task, datamodule=_dm(data_root))
+    assert [p.name for p in tmp_path.glob("best-*.ckpt")] == ["best-epoch=000-step=4.ckpt"]
+    assert probe.steps == [4, 8]
+    assert torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 11

@@ -11,13 +11,13 @@ optimiser and schedule factory, checkpointing, and hyperparameter saving.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from lightning.pytorch import Callback, LightningModule
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
@@ -97,12 +97,16 @@ class BaseTask(LightningModule, ABC):
             weight_decay: L2 coefficient λ as PyTorch applies it (gradient += λθ, i.e. a
                 penalty (λ/2)‖θ‖²).
             no_decay_norm_and_bias: exempt biases and normalisation weights from weight decay.
-            scheduler: none, multistep (``milestones``, ``gamma``), cosine, onecycle (``warmup_pct``)
-                or plateau (``patience``, ``gamma``, on the monitored metric).
+            scheduler: none, multistep (``milestones``, ``gamma``), cosine (per epoch, over
+                ``max_epochs``), cosine_time (per step, linear warm-up over ``warmup_pct`` of
+                ``trainer.max_time`` then cosine to 0 at its end, following elapsed time: for
+                time-budgeted runs), onecycle (``warmup_pct``) or plateau (``patience``,
+                ``gamma``, on the monitored metric).
             milestones: epochs at which multistep multiplies the learning rate by ``gamma``.
             gamma: multistep / plateau decay factor.
             patience: plateau epochs without improvement before decaying.
-            warmup_pct: onecycle fraction of steps spent warming up.
+            warmup_pct: onecycle's fraction of the steps, cosine_time's of the time budget,
+                spent warming up.
             checkpoint_every_n_steps: how often ``last.ckpt`` is refreshed mid-epoch, so a
                 killed run loses at most this many steps (``--ckpt_path last`` resumes).
             channels_last: store the 4-D weights channels-last (NHWC). Convolutions then run
@@ -310,7 +314,20 @@ class BaseTask(LightningModule, ABC):
             "warmup_pct": hp.warmup_pct,
         }
         options.update(overrides)
-        return build_scheduler(name or hp.scheduler, optimizer, **options)
+        name = name or hp.scheduler
+        if name == "cosine_time":
+            options["budget_clock"] = self._time_budget_clock()
+        return build_scheduler(name, optimizer, **options)
+
+    def _time_budget_clock(self) -> Callable[[], float]:
+        """A callable: the fraction of ``trainer.max_time`` that training has used (the Trainer's
+        own ``Timer``, whose elapsed time a resumed run restores from the checkpoint)."""
+        timer = next((cb for cb in self.trainer.callbacks if isinstance(cb, Timer)), None)
+        budget = timer.time_remaining() if timer is not None else None
+        if budget is None:
+            raise ConfigError("scheduler cosine_time follows trainer.max_time; set it (e.g. --trainer.max_time 00:01:00:00)")
+        total = budget + timer.time_elapsed()
+        return lambda: timer.time_elapsed() / total
 
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(self)

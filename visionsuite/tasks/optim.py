@@ -6,15 +6,17 @@ Kept as plain names + numbers (not class paths) so a YAML reads like the course'
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 from torch.optim import Optimizer, lr_scheduler
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
-SchedulerName = Literal["none", "multistep", "cosine", "onecycle", "plateau"]
+SchedulerName = Literal["none", "multistep", "cosine", "cosine_time", "onecycle", "plateau"]
+SCHEDULERS = ", ".join(get_args(SchedulerName))
 
 
 def param_groups(
@@ -60,6 +62,40 @@ def build_optimizer(
     raise ValueError(f"Unknown optimizer {name!r}; choose one of: sgd, adam, adamw, rmsprop, adagrad")
 
 
+def budget_cosine_factor(fraction: float, warmup_pct: float) -> float:
+    """The learning-rate multiplier at ``fraction`` of a budget: linear from 0 to 1 over the first
+    ``warmup_pct``, then half a cosine down to 0 at the end (1.0 and beyond: 0)."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    if fraction < warmup_pct:
+        return fraction / warmup_pct
+    return 0.5 * (1 + math.cos(math.pi * (fraction - warmup_pct) / (1 - warmup_pct)))
+
+
+class BudgetCosineLR(lr_scheduler.LRScheduler):
+    """Warm-up then cosine over a time budget: ``clock()`` says which fraction of it has passed.
+
+    Why: a run bounded by ``trainer.max_time`` stops at an epoch nobody knows beforehand, because
+    the machine's speed varies from day to day. A schedule sized in epochs then either ends early
+    (the rest of the budget at a learning rate near 0) or is cut while the rate is still high;
+    one that follows elapsed time always reaches 0 at the stop (as the issues' reference scripts
+    schedule). The price: the rate depends on wall-clock time, so two runs are not identical.
+    """
+
+    def __init__(self, optimizer: Optimizer, clock: Callable[[], float], warmup_pct: float = 0.0) -> None:
+        if not 0 <= warmup_pct < 1:
+            raise ValueError(f"warmup_pct must be in [0, 1), got {warmup_pct}")
+        self.clock, self.warmup_pct = clock, warmup_pct
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        factor = budget_cosine_factor(self.clock(), self.warmup_pct)
+        return [base * factor for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        """As the base class's, without the clock (a callable: not checkpoint data)."""
+        return {k: v for k, v in super().state_dict().items() if k != "clock"}
+
+
 def build_scheduler(
     name: str,
     optimizer: Optimizer,
@@ -72,8 +108,13 @@ def build_scheduler(
     mode: str = "min",
     patience: int = 10,
     warmup_pct: float = 0.3,
+    budget_clock: Callable[[], float] | None = None,
 ) -> dict[str, Any] | None:
-    """A Lightning ``lr_scheduler`` config dict (with the right interval), or ``None``."""
+    """A Lightning ``lr_scheduler`` config dict (with the right interval), or ``None``.
+
+    ``cosine_time`` needs ``budget_clock``: a callable returning the fraction of the time budget
+    spent (:class:`BudgetCosineLR`).
+    """
     if name == "none":
         return None
     if name == "multistep":
@@ -82,6 +123,10 @@ def build_scheduler(
     if name == "cosine":
         sched = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs))
         return {"scheduler": sched, "interval": "epoch"}
+    if name == "cosine_time":
+        if budget_clock is None:
+            raise ValueError("scheduler cosine_time needs a time budget (budget_clock)")
+        return {"scheduler": BudgetCosineLR(optimizer, budget_clock, warmup_pct), "interval": "step"}
     if name == "onecycle":
         max_lrs = [g["lr"] for g in optimizer.param_groups]
         sched = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=max(1, total_steps), pct_start=warmup_pct)
@@ -89,4 +134,4 @@ def build_scheduler(
     if name == "plateau":
         sched = lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=gamma, patience=patience)
         return {"scheduler": sched, "interval": "epoch", "monitor": monitor}
-    raise ValueError(f"Unknown scheduler {name!r}; choose one of: none, multistep, cosine, onecycle, plateau")
+    raise ValueError(f"Unknown scheduler {name!r}; choose one of: {SCHEDULERS}")
