@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from visionsuite.detection.flip import merge_flipped, unflip_boxes
+from visionsuite.data.geometry import mirror_boxes
+from visionsuite.detection.flip import merge_flipped
 from visionsuite.tasks import DetectionTask
 
 
@@ -31,7 +32,7 @@ def test_mirror_detections_are_mapped_back_and_fused_box_by_box() -> None:
     capped = merge_flipped(direct, mirrored, width=10, iou_thresh=0.5, max_detections=2)
     assert capped[0]["scores"].tolist() == merged[0]["scores"][:2].tolist()
     boxes = torch.tensor([[1.0, 2, 4, 5]])
-    assert torch.equal(unflip_boxes(unflip_boxes(boxes, 10), 10), boxes)
+    assert torch.equal(mirror_boxes(mirror_boxes(boxes, 10), 10), boxes)
     empty = merge_flipped([_dets([], [], [])], [_dets([], [], [])], width=10, iou_thresh=0.5, max_detections=3)
     assert empty[0]["boxes"].shape == (0, 4)
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, MASK, Batch
-from .geometry import affine_boxes
+from .geometry import affine_boxes, mirror_boxes
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -126,8 +126,7 @@ def _map_ragged_boxes(boxes: list[Tensor], labels: list[Tensor], scale: Tensor, 
     owner = owner[keep]
     if flip is not None:
         f = flip.to(device)[owner, None]
-        mirrored = torch.stack([w - moved[:, 2], moved[:, 1], w - moved[:, 0], moved[:, 3]], dim=1)
-        moved = torch.where(f, mirrored, moved)
+        moved = torch.where(f, mirror_boxes(moved, w), moved)
     counts = torch.bincount(owner, minlength=n).tolist()
     return list(moved.split(counts)), list(flat_labels[keep].split(counts))
 

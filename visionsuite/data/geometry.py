@@ -4,8 +4,8 @@ Every part of a sample must move together: the image is resampled with antialias
 interpolation, an index mask with nearest neighbour (interpolating class indices invents
 classes), boxes with the same affine map (then clipped to the image; boxes left with no area
 are dropped and counted). :func:`fit_sample` returns the map it applied (:class:`Placement`),
-so a prediction can be mapped back to the original image, and :func:`affine_boxes` is the one
-box transform the on-device augmentation reuses.
+so a prediction can be mapped back to the original image, and :func:`affine_boxes` and
+:func:`mirror_boxes` are the box transforms the on-device augmentation and test-time flip reuse.
 """
 
 from __future__ import annotations
@@ -93,6 +93,12 @@ def affine_boxes(
     )
     keep = ((out[:, 2] - out[:, 0]) >= min_size) & ((out[:, 3] - out[:, 1]) >= min_size)
     return out[keep], keep
+
+
+def mirror_boxes(boxes: Tensor, width: int) -> Tensor:
+    """xyxy ``boxes`` [M, 4] of an image ``width`` pixels wide, in its left-right mirror image
+    (a horizontal flip; applied twice it is the identity, so it also maps boxes back)."""
+    return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
 
 
 def fit_sample(

@@ -16,12 +16,9 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, box_iou
 
+from visionsuite.data.geometry import mirror_boxes
+
 Detections = list[dict[str, Tensor]]
-
-
-def unflip_boxes(boxes: Tensor, width: int) -> Tensor:
-    """xyxy boxes found on a left-right mirrored image of ``width`` pixels, in the original image."""
-    return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
 
 
 def fuse_passes(boxes: Tensor, scores: Tensor, labels: Tensor, passes: Tensor, num_passes: int, iou_thresh: float,
@@ -49,7 +46,7 @@ def merge_flipped(direct: Detections, mirrored: Detections, width: int, iou_thre
     """Per image: ``direct`` and the un-mirrored ``mirrored`` detections, fused (:func:`fuse_passes`)."""
     merged = []
     for a, b in zip(direct, mirrored, strict=True):
-        boxes = torch.cat([a["boxes"], unflip_boxes(b["boxes"], width)])
+        boxes = torch.cat([a["boxes"], mirror_boxes(b["boxes"], width)])
         passes = torch.cat([torch.zeros_like(a["labels"]), torch.ones_like(b["labels"])])
         merged.append(fuse_passes(boxes, torch.cat([a["scores"], b["scores"]]), torch.cat([a["labels"], b["labels"]]),
                                   passes, 2, iou_thresh, max_detections))  # fmt: skip
