@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torchmetrics.detection import MeanAveragePrecision
 
 from step_clock import StepClock
 from visionsuite.data import FashionMNISTScenesDataModule
@@ -46,12 +47,12 @@ HEADS = {  # variant: (head, backbone, backbone options, backbone weights, FPN e
 }
 
 
-def make_task(variant: str, channels_last: bool = False) -> DetectionTask:
+def make_task(variant: str, channels_last: bool = False, score_thresh: float = 0.05) -> DetectionTask:
     head, backbone, options, weights, extra = HEADS[variant]
     head_options = SMALL_IMAGE_RCNN if head == "fasterrcnn" else None
     return DetectionTask(head=head, backbone=backbone, backbone_options=options, weights=weights, num_classes=10,
                          in_chans=1, image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra,
-                         head_options=head_options, channels_last=channels_last)  # fmt: skip
+                         head_options=head_options, channels_last=channels_last, score_thresh=score_thresh)  # fmt: skip
 
 
 def batches(dm: FashionMNISTScenesDataModule, loader, train: bool = False):
@@ -81,11 +82,24 @@ def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: flo
             seen += len(batch["image"])
 
 
+def at_50(metric_labels: bool = True) -> MeanAveragePrecision:
+    """AP at IoU 0.5 only, per class (or, with ``metric_labels`` false, fed one class for all)."""
+    return MeanAveragePrecision(box_format="xyxy", iou_thresholds=[0.5], class_metrics=metric_labels, backend=MAP_BACKEND)
+
+
+def one_class(dets: list[dict]) -> list[dict]:
+    return [{**d, "labels": torch.zeros_like(d["labels"])} for d in dets]
+
+
 @torch.no_grad()
-def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool = False) -> dict[str, float]:
-    """Test mAP of the task's detector (with ``flip``: merged with its mirror-image detections)."""
+def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool = False, per_class: bool = False) -> dict[str, float]:
+    """Test mAP of the task's detector (with ``flip``: merged with its mirror-image detections).
+
+    ``per_class``: also AP@.5 per class, and the class-agnostic mAP@.5 (every label one class:
+    how well objects are found, whatever their class), printed."""
     task.detector.eval()
     metric = detection_metrics()
+    per_class_50, agnostic_50 = (at_50(), at_50(False)) if per_class else (None, None)
     infer = n = 0.0
     map_time = 0.0
     for batch in batches(dm, dm.test_dataloader()):
@@ -94,22 +108,32 @@ def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool =
         infer += time.perf_counter() - t0
         n += len(batch["image"])
         t0 = time.perf_counter()
-        metric.update(dets, task.build_targets(batch))
+        targets = task.build_targets(batch)
+        metric.update(dets, targets)
         map_time += time.perf_counter() - t0
+        if per_class_50 is not None:
+            per_class_50.update(dets, targets)
+            agnostic_50.update(one_class(dets), one_class(targets))
     t0 = time.perf_counter()
     result = metric.compute()
     map_time += time.perf_counter() - t0
+    if per_class_50 is not None:
+        names = dm.class_names
+        aps = per_class_50.compute()["map_per_class"].tolist()
+        print("AP@.5 per class" + (" (flip)" if flip else "") + ": " + ", ".join(f"{n} {ap:.3f}" for n, ap in zip(names, aps)))
+        print(f"class-agnostic mAP@.5: {float(agnostic_50.compute()['map_50']):.3f}", flush=True)
     return {"map_50": float(result["map_50"]), "map": float(result["map"]), "infer_ips": n / infer, "map_s": map_time}
 
 
 def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str], channels_last: bool = False,
-               flip: bool = False, weights_dir: Path | None = None, load: bool = False) -> list[dict]:  # fmt: skip
+               flip: bool = False, weights_dir: Path | None = None, load: bool = False,
+               score_thresh: float = 0.05, per_class: bool = False) -> list[dict]:  # fmt: skip
     """Train (or, with ``load``, reload from ``weights_dir``) and test each head; with
     ``weights_dir`` and not ``load``, the trained weights are saved there (``<head>.pt``)."""
     rows = []
     for head in heads:
         torch.manual_seed(0)
-        task = make_task(head, channels_last)
+        task = make_task(head, channels_last, score_thresh)
         path = weights_dir / f"{head}.pt" if weights_dir else None
         if load and path:
             saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -120,12 +144,13 @@ def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]
             if path:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save({"state_dict": task.detector.state_dict(), "seen": seen, "seconds": secs}, path)
-        res = evaluate(task, dm)
+        res = evaluate(task, dm, per_class=per_class)
         if flip:  # the same weights, test-time flip: a second row
-            res_flip = evaluate(task, dm, flip=True)
+            res_flip = evaluate(task, dm, flip=True, per_class=per_class)
         params = sum(p.numel() for p in task.detector.parameters())
         _, backbone, options, weights, _ = HEADS[head]
         name = backbone + ("-w32" if options else "") + (f" ({weights})" if weights else "") + (", channels-last" if channels_last else "")
+        name += f", score_thresh {score_thresh:g}" if score_thresh != 0.05 else ""
         rows.append({"head": head, "backbone": name, "train_ips": seen / secs, "params": params, **res})
         print(rows[-1], flush=True)
         if flip:
@@ -191,6 +216,10 @@ def main() -> None:
     parser.add_argument("--load", action="store_true", help="heads table: test the weights saved in --weights-dir, no training")
     parser.add_argument("--test-time-flip", action="store_true",
                         help="heads table: also test each head with the task's test_time_flip (a second row)")
+    parser.add_argument("--per-class", action="store_true",
+                        help="heads table: also print AP@.5 per class and the class-agnostic mAP@.5")
+    parser.add_argument("--score-thresh", type=float, default=0.05,
+                        help="heads table: the task's score_thresh at test (0.05, its default; 0.001 as YOLO's val)")
     args = parser.parse_args()
     dm = FashionMNISTScenesDataModule(
         data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes,
@@ -198,7 +227,8 @@ def main() -> None:
     )
     dm.setup("fit")
     load = os.getloadavg()[0]
-    rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load) if args.budget > 0 else []
+    rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load,
+                      args.score_thresh, args.per_class) if args.budget > 0 else []  # fmt: skip
     task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
     load_end = os.getloadavg()[0]
     lines = [
