@@ -82,9 +82,9 @@ def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: flo
             seen += len(batch["image"])
 
 
-def at_50(metric_labels: bool = True) -> MeanAveragePrecision:
-    """AP at IoU 0.5 only, per class (or, with ``metric_labels`` false, fed one class for all)."""
-    return MeanAveragePrecision(box_format="xyxy", iou_thresholds=[0.5], class_metrics=metric_labels, backend=MAP_BACKEND)
+def at_50(class_metrics: bool = True) -> MeanAveragePrecision:
+    """AP at IoU 0.5 only (and per class with ``class_metrics``)."""
+    return MeanAveragePrecision(box_format="xyxy", iou_thresholds=[0.5], class_metrics=class_metrics, backend=MAP_BACKEND)
 
 
 def one_class(dets: list[dict]) -> list[dict]:
@@ -120,7 +120,7 @@ def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool =
     if per_class_50 is not None:
         names = dm.class_names
         aps = per_class_50.compute()["map_per_class"].tolist()
-        print("AP@.5 per class" + (" (flip)" if flip else "") + ": " + ", ".join(f"{n} {ap:.3f}" for n, ap in zip(names, aps)))
+        print("AP@.5 per class" + (" (flip)" if flip else "") + ": " + ", ".join(f"{name} {ap:.3f}" for name, ap in zip(names, aps)))
         print(f"class-agnostic mAP@.5: {float(agnostic_50.compute()['map_50']):.3f}", flush=True)
     return {"map_50": float(result["map_50"]), "map": float(result["map"]), "infer_ips": n / infer, "map_s": map_time}
 

@@ -43,9 +43,9 @@ def checkpoint_callbacks(
 ) -> list[ModelCheckpoint]:
     """``best-epoch=…-step=….ckpt`` (only when ``monitor`` is set) and ``last.ckpt``.
 
-    ``last.ckpt`` (:class:`LastCheckpoint`) is refreshed at each validation, every
+    ``last.ckpt`` (:class:`LastCheckpoint`, its only writer) is refreshed at each validation, every
     ``every_n_train_steps`` steps and when training ends, so a killed run loses at most that many
-    steps. Both callbacks write the one ``last.ckpt``.
+    steps.
     """
     callbacks = []
     if monitor is not None:
@@ -56,7 +56,7 @@ def checkpoint_callbacks(
                 monitor=monitor,
                 mode=mode,
                 save_top_k=1,
-                save_last=True,
+                save_last=False,  # last.ckpt is LastCheckpoint's: one write per step
                 auto_insert_metric_name=False,
                 enable_version_counter=False,
             )
