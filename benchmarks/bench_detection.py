@@ -47,12 +47,13 @@ HEADS = {  # variant: (head, backbone, backbone options, backbone weights, FPN e
 }
 
 
-def make_task(variant: str, channels_last: bool = False, score_thresh: float = 0.05) -> DetectionTask:
+def make_task(variant: str, channels_last: bool = False, score_thresh: float = 0.05, head_convs: int = 4) -> DetectionTask:
     head, backbone, options, weights, extra = HEADS[variant]
     head_options = SMALL_IMAGE_RCNN if head == "fasterrcnn" else None
     return DetectionTask(head=head, backbone=backbone, backbone_options=options, weights=weights, num_classes=10,
                          in_chans=1, image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra,
-                         head_options=head_options, channels_last=channels_last, score_thresh=score_thresh)  # fmt: skip
+                         head_options=head_options, channels_last=channels_last, score_thresh=score_thresh,
+                         head_convs=head_convs)  # fmt: skip
 
 
 def batches(dm: FashionMNISTScenesDataModule, loader, train: bool = False):
@@ -127,13 +128,13 @@ def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool =
 
 def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str], channels_last: bool = False,
                flip: bool = False, weights_dir: Path | None = None, load: bool = False,
-               score_thresh: float = 0.05, per_class: bool = False) -> list[dict]:  # fmt: skip
+               score_thresh: float = 0.05, per_class: bool = False, head_convs: int = 4) -> list[dict]:  # fmt: skip
     """Train (or, with ``load``, reload from ``weights_dir``) and test each head; with
     ``weights_dir`` and not ``load``, the trained weights are saved there (``<head>.pt``)."""
     rows = []
     for head in heads:
         torch.manual_seed(0)
-        task = make_task(head, channels_last, score_thresh)
+        task = make_task(head, channels_last, score_thresh, head_convs)
         path = weights_dir / f"{head}.pt" if weights_dir else None
         if load and path:
             saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -151,6 +152,7 @@ def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]
         _, backbone, options, weights, _ = HEADS[head]
         name = backbone + ("-w32" if options else "") + (f" ({weights})" if weights else "") + (", channels-last" if channels_last else "")
         name += f", score_thresh {score_thresh:g}" if score_thresh != 0.05 else ""
+        name += f", {head_convs}-conv towers" if head_convs != 4 else ""
         rows.append({"head": head, "backbone": name, "train_ips": seen / secs, "params": params, **res})
         print(rows[-1], flush=True)
         if flip:
@@ -220,6 +222,8 @@ def main() -> None:
                         help="heads table: also print AP@.5 per class and the class-agnostic mAP@.5")
     parser.add_argument("--score-thresh", type=float, default=0.05,
                         help="heads table: the task's score_thresh at test (0.05, its default; 0.001 as YOLO's val)")
+    parser.add_argument("--head-convs", type=int, default=4,
+                        help="heads table: FCOS tower depth (the task's head_convs; torchvision's 4)")
     args = parser.parse_args()
     dm = FashionMNISTScenesDataModule(
         data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes,
@@ -228,7 +232,7 @@ def main() -> None:
     dm.setup("fit")
     load = os.getloadavg()[0]
     rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load,
-                      args.score_thresh, args.per_class) if args.budget > 0 else []  # fmt: skip
+                      args.score_thresh, args.per_class, args.head_convs) if args.budget > 0 else []  # fmt: skip
     task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
     load_end = os.getloadavg()[0]
     lines = [

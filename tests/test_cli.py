@@ -100,6 +100,17 @@ def test_print_config_shows_the_resolved_experiment(capsys: pytest.CaptureFixtur
     assert "lr: 0.5" in out and "backbone: lenet5" in out and "FashionMNISTDataModule" in out
 
 
+def test_an_int_batch_limit_is_a_count_and_a_float_a_fraction(capsys: pytest.CaptureFixture[str]) -> None:
+    """``limit_val_batches: 1`` is one batch: read as 1.0 it silently validated on all of them."""
+    limits = ["--trainer.limit_val_batches", "1", "--trainer.limit_train_batches", "0.5", "--trainer.limit_test_batches",
+              "1.0", "--trainer.overfit_batches", "3"]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", TINY, *limits, "--print_config"])
+    out = capsys.readouterr().out.splitlines()
+    for line in ("limit_val_batches: 1", "limit_train_batches: 0.5", "limit_test_batches: 1.0", "overfit_batches: 3"):
+        assert f"  {line}" in out
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

@@ -78,6 +78,8 @@ def _lightning_cli(args: list[str] | None) -> Any:
                 help="validate/test/predict without --ckpt_path, on freshly initialised weights.",
             )
 
+            _count_or_fraction(parser)
+
         def _parse_ckpt_path(self) -> None:
             """Replaces LightningCLI's: resolve the run folder and check the checkpoint (see
             :func:`prepare_run`) instead of letting the checkpoint's hyperparameters override the config."""
@@ -180,6 +182,25 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
 
 
 _RUN_DIR_ENV = "VISIONSUITE_RUN_DIR"
+
+
+#: Trainer arguments where an int is a count of batches and a float a fraction of them.
+COUNT_OR_FRACTION = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches",
+                     "overfit_batches")  # fmt: skip
+
+
+def _count_or_fraction(parser: Any) -> None:
+    """Parse ``limit_val_batches: 1`` as one batch, not as 1.0 (all of them).
+
+    Lightning annotates these ``Optional[Union[int, float]]``, but typing caches unions by
+    equality and Fabric's earlier ``Optional[Union[float, int]]`` is the one it hands back
+    (Lightning issue #21259), so jsonargparse tries ``float`` first and ``1`` silently became
+    every batch. A ``|`` union is not cached, so it keeps ``int`` first.
+    """
+    for key in COUNT_OR_FRACTION:
+        action = parser._option_string_actions.get(f"--trainer.{key}")
+        if action is not None:
+            action._typehint = int | float if action.default is not None else int | float | None
 
 
 def _check_trainer_limits(trainer_cfg: Any, subcommand: str, test_after_fit: bool) -> None:

@@ -82,6 +82,23 @@ def test_background_convention_in_one_place(name: str, expected: int) -> None:
     assert logits == expected and det.label_offset == expected - 10
 
 
+@pytest.mark.parametrize("convs", [4, 2])
+def test_fcos_tower_depth(convs: int, scenes) -> None:
+    images, boxes, labels = scenes
+    det = build_detector("fcos", tiny_fpn(), 10, image_size=SIZE, in_chans=1, head_convs=convs)
+    for tower in (det.model.head.classification_head.conv, det.model.head.regression_head.conv):
+        assert sum(isinstance(m, nn.Conv2d) for m in tower) == convs
+    losses = det.train()(images[:2], boxes[:2], labels[:2])
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_tower_depth_is_fcos_only() -> None:
+    with pytest.raises(ConfigError, match="head_convs=2"):
+        build_detector("retinanet", tiny_fpn(), 10, image_size=SIZE, in_chans=1, head_convs=2)
+    with pytest.raises(ConfigError, match="head_convs=0"):
+        build_detector("fcos", tiny_fpn(), 10, image_size=SIZE, in_chans=1, head_convs=0)
+
+
 def test_unknown_head_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown detector 'yolo9000'"):
         head_num_classes("yolo9000", 3)

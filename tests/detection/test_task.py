@@ -113,6 +113,12 @@ def test_targets_are_built_once_per_batch(data_root: Path, tmp_path: Path, monke
     assert calls == [16, 16]  # one training batch, one validation batch: once each
 
 
+def test_task_builds_the_fcos_towers_it_is_given() -> None:
+    task = DetectionTask(head="fcos", backbone="mobilenet_v3_small", in_chans=1, image_size=64, head_convs=2)
+    tower = task.detector.model.head.classification_head.conv
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in tower) == 2
+
+
 def test_class_count_that_counts_the_background_is_refused_in_one_line(
     data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

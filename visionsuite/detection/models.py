@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNetHead
@@ -103,16 +104,22 @@ def build_detector(
     detections_per_img: int = 100,
     anchor_scale: float = 4.0,
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
+    head_convs: int = 4,
     **head_kwargs: Any,
 ) -> Detector:
     """A :class:`Detector` of kind ``name`` (one of :data:`HEADS`) on ``backbone``.
 
     ``image_size`` is the (H, W) of the batches (the data module resizes to it); anchors are
     ``anchor_scale x stride`` of each level (FCOS: one point per location, sized by its stride;
-    SSD: default boxes of the same scales). ``head_kwargs`` go to the torchvision constructor
-    (e.g. ``rpn_post_nms_top_n_train`` for Faster R-CNN, ``topk_candidates`` for RetinaNet).
+    SSD: default boxes of the same scales). ``head_convs`` is the depth of FCOS's classification
+    and regression towers (torchvision's 4, or a compact 2 as in YOLOX's head: on small images
+    the towers, not the backbone, hold most of the FLOPs). ``head_kwargs`` go to the torchvision
+    constructor (e.g. ``rpn_post_nms_top_n_train`` for Faster R-CNN, ``topk_candidates`` for
+    RetinaNet).
     """
     offset = _offset(name)
+    if head_convs < 1 or (head_convs != 4 and name != "fcos"):
+        raise ConfigError(f"head_convs={head_convs}: a tower depth other than 4 is available for fcos only, and must be >= 1")
     classes = num_classes + offset
     feats = probe_features(backbone, image_size, in_chans)
     strides = feature_strides(feats, image_size)
@@ -132,7 +139,7 @@ def build_detector(
     elif name == "fcos":
         anchors = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * levels)
         model = FCOS(
-            backbone, classes, anchor_generator=anchors,
+            backbone, classes, anchor_generator=anchors, head=FCOSHead(channels, 1, classes, num_convs=head_convs),
             score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
             **common, **head_kwargs,
         )  # fmt: skip
