@@ -202,6 +202,24 @@ def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple
     return statistics.median(task_times), statistics.median(plain_times), ratios
 
 
+def flops(heads: list[str], head_convs: int) -> None:
+    """Inference GFLOP per 96x96 image of each head's backbone + FPN and of its head
+    (``torch.utils.flop_counter``; counts convolutions and matmuls, not NMS or decoding)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(8, 1, 96, 96)
+    for head in heads:
+        model = make_task(head, head_convs=head_convs).detector.model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as body:
+            feats = model.backbone(x)
+        parts = [f"backbone + FPN {body.get_total_flops() / 8e9:.3f}"]
+        if hasattr(model, "head"):
+            with torch.no_grad(), FlopCounterMode(display=False) as towers:
+                model.head(list(feats.values()))
+            parts.append(f"head {towers.get_total_flops() / 8e9:.3f}")
+        print(f"{head} (head_convs {head_convs}): GFLOP per image: {', '.join(parts)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=240.0, help="training seconds per head")
@@ -224,7 +242,10 @@ def main() -> None:
                         help="heads table: the task's score_thresh at test (0.05, its default; 0.001 as YOLO's val)")
     parser.add_argument("--head-convs", type=int, default=4,
                         help="heads table: FCOS tower depth (the task's head_convs; torchvision's 4)")
+    parser.add_argument("--flops", action="store_true", help="print each head's GFLOP per image and exit")
     args = parser.parse_args()
+    if args.flops:
+        return flops(args.heads, args.head_convs)
     dm = FashionMNISTScenesDataModule(
         data_dir=args.data_dir, batch_size=32, eval_batch_size=64, hflip=True, test_subset=args.test_scenes,
         val_size=args.val_scenes,
