@@ -17,7 +17,6 @@ on-device augmentation off) against torchvision's own ``FCOS`` of the same confi
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import tempfile
@@ -31,6 +30,7 @@ from step_clock import StepClock
 from visionsuite.data import FashionMNISTScenesDataModule
 from visionsuite.detection.metrics import MAP_BACKEND, detection_metrics
 from visionsuite.tasks import DetectionTask
+from visionsuite.tasks.optim import budget_cosine_factor
 
 #: the reference's body: a from-scratch 4-stage ResNet-18 at 32-64-128-256 channels.
 SMALL_RESNET = {"base_width": 32}
@@ -72,7 +72,7 @@ def train_for(task: DetectionTask, dm: FashionMNISTScenesDataModule, budget: flo
             frac = (time.perf_counter() - start) / budget
             if frac >= 1:
                 return seen, time.perf_counter() - start
-            lr = 2e-3 * (frac / 0.03 if frac < 0.03 else 0.5 * (1 + math.cos(math.pi * (frac - 0.03) / 0.97)))
+            lr = 2e-3 * budget_cosine_factor(frac, warmup_pct=0.03)
             for group in opt.param_groups:
                 group["lr"] = lr
             targets = task.build_targets(batch)

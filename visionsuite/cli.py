@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_args
 
 from visionsuite.errors import ConfigError, VisionSuiteError
 
@@ -200,7 +200,8 @@ def _count_or_fraction(parser: Any) -> None:
     for key in COUNT_OR_FRACTION:
         action = parser._option_string_actions.get(f"--trainer.{key}")
         if action is not None:
-            action._typehint = int | float if action.default is not None else int | float | None
+            nullable = type(None) in get_args(action._typehint)  # as Lightning annotated it
+            action._typehint = int | float | None if nullable else int | float
 
 
 def _check_trainer_limits(trainer_cfg: Any, subcommand: str, test_after_fit: bool) -> None:
