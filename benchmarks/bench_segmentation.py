@@ -83,7 +83,8 @@ def throughput(config: str, steps: int, rounds: int, warmup: int = 3, device: st
         task = SegmentationTask(**model_args)  # the same network, built the same way
         model = task.model.train().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=model_args["lr"], weight_decay=model_args.get("weight_decay", 0))
-        loss_fn = build_loss("cross_entropy", ignore_index=dm.ignore_index)
+        # the task's own loss (unweighted in both loops), so both compute the same thing
+        loss_fn = build_loss(model_args.get("loss", "cross_entropy"), ignore_index=dm.ignore_index, **(model_args.get("loss_options") or {}))
         mean = torch.tensor(dm.mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(dm.std, device=device).view(1, -1, 1, 1)
         loader = dm.train_dataloader()

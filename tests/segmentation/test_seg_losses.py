@@ -68,3 +68,22 @@ def test_bad_names_and_options_are_one_line_errors() -> None:
         build_loss("focal", ignore_index=VOID, gama=2.0)
     with pytest.raises(ConfigError, match="no class_weights"):
         build_loss("dice", ignore_index=VOID, class_weights=torch.ones(3))
+
+
+def test_dice_gradient_equals_the_one_hot_formula_on_channels_last_batches() -> None:
+    """The gather/index_add Dice must give the one-hot formula's gradient, void pixels included."""
+    gen = torch.Generator().manual_seed(3)
+    target = torch.randint(0, 4, (2, 5, 7), generator=gen)
+    target[target == 3] = VOID  # 4 classes, class 3 never present; a quarter of the pixels void
+    x = torch.randn(2, 4, 5, 7, generator=gen).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    valid = (target != VOID).unsqueeze(1)
+    onehot = F.one_hot(torch.where(valid[:, 0], target, 0), 4).permute(0, 3, 1, 2) * valid
+    p = x.softmax(1) * valid
+    inter, total = (p * onehot).sum((0, 2, 3)), p.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    expected = 1 - ((2 * inter + 1) / (total + 1))[present].mean()
+    (want,) = torch.autograd.grad(expected, x)
+    got = build_loss("dice", ignore_index=VOID)(x, target)
+    (have,) = torch.autograd.grad(got, x)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(have, want)

