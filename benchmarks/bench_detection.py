@@ -128,12 +128,13 @@ def evaluate(task: DetectionTask, dm: FashionMNISTScenesDataModule, flip: bool =
 
 def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str], channels_last: bool = False,
                flip: bool = False, weights_dir: Path | None = None, load: bool = False,
-               score_thresh: float = 0.05, per_class: bool = False, head_convs: int = 4) -> list[dict]:  # fmt: skip
+               score_thresh: float = 0.05, per_class: bool = False, head_convs: int = 4, seed: int = 0) -> list[dict]:  # fmt: skip
     """Train (or, with ``load``, reload from ``weights_dir``) and test each head; with
-    ``weights_dir`` and not ``load``, the trained weights are saved there (``<head>.pt``)."""
+    ``weights_dir`` and not ``load``, the trained weights are saved there (``<head>.pt``).
+    ``seed`` seeds each head's initialisation and the loader's shuffling; the scenes stay the same."""
     rows = []
     for head in heads:
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         task = make_task(head, channels_last, score_thresh, head_convs)
         path = weights_dir / f"{head}.pt" if weights_dir else None
         if load and path:
@@ -240,6 +241,7 @@ def main() -> None:
                         help="heads table: also print AP@.5 per class and the class-agnostic mAP@.5")
     parser.add_argument("--score-thresh", type=float, default=0.05,
                         help="heads table: the task's score_thresh at test (0.05, its default; 0.001 as YOLO's val)")
+    parser.add_argument("--seed", type=int, default=0, help="heads table: seed of the initialisation and shuffling (the scenes are fixed)")
     parser.add_argument("--head-convs", type=int, default=4,
                         help="heads table: FCOS tower depth (the task's head_convs; torchvision's 4)")
     parser.add_argument("--flops", action="store_true", help="print each head's GFLOP per image and exit")
@@ -253,7 +255,7 @@ def main() -> None:
     dm.setup("fit")
     load = os.getloadavg()[0]
     rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load,
-                      args.score_thresh, args.per_class, args.head_convs) if args.budget > 0 else []  # fmt: skip
+                      args.score_thresh, args.per_class, args.head_convs, args.seed) if args.budget > 0 else []  # fmt: skip
     task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
     load_end = os.getloadavg()[0]
     lines = [
