@@ -7,11 +7,14 @@ AdamW 2e-3 with 3% warm-up and cosine decay over the budget (the schedule follow
 batch 32; then mAP@.5 / mAP@[.5:.95] on the test scenes (torchmetrics, faster-coco-eval backend),
 training and inference images/s, parameters, and the mAP computation time.
 
-Table 2: seconds per training iteration of FCOS inside the task (Lightning ``Trainer.fit``,
-on-device augmentation off) against torchvision's own ``FCOS`` of the same configuration (its own
-``GeneralizedRCNNTransform`` at the same size) in a plain loop: paired and interleaved rounds.
+Table 2: seconds per training iteration of each head in ``--overhead-heads`` inside the task
+(Lightning ``Trainer.fit``, on-device augmentation off) against torchvision's own detector of the
+same configuration (its own ``GeneralizedRCNNTransform`` at the same size) in a plain loop: paired
+rounds that alternate which runs first.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_detection.py --budget 240 --out benchmarks/results/detection.md
+    OMP_NUM_THREADS=2 python benchmarks/bench_detection.py --budget 0 --rounds 4 --steps 20 \
+        --overhead-heads fcos retinanet ssdlite fasterrcnn
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from step_clock import StepClock
 from visionsuite.data import FashionMNISTScenesDataModule
 from visionsuite.detection.metrics import MAP_BACKEND, detection_metrics
+from visionsuite.detection.models import LABEL_OFFSET
 from visionsuite.tasks import DetectionTask
 from visionsuite.tasks.optim import budget_cosine_factor
 
@@ -162,43 +166,71 @@ def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]
     return rows
 
 
-def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int) -> tuple[float, float, list[float]]:
-    """Median s/iteration of FCOS in the task (Lightning fit) and of torchvision's FCOS (plain loop)."""
-    import lightning as L
-    from torchvision.models.detection import FCOS
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
+def torchvision_detector(variant: str) -> torch.nn.Module:
+    """torchvision's own detector of ``variant``'s configuration, for the plain loop.
 
-    from visionsuite.backbones.fpn import backbone_with_fpn
+    The same torchvision module (``FCOS``, ``RetinaNet``, ``SSD`` or ``FasterRCNN``, with the
+    variant's body, FPN, head, anchors and proposal counts) with the ``GeneralizedRCNNTransform``
+    that torchvision's constructor builds from ``min_size``/``max_size`` 96 (SSD: ``fixed_size``
+    96x96, ``size_divisible`` 1, as ``SSD.__init__`` does) and mean 0 / std 1, in place of the
+    task's pass-through: so the plain loop resizes and normalises as torchvision does."""
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    model = make_task(variant).detector.model
+    if isinstance(model, SSD):
+        model.transform = GeneralizedRCNNTransform(96, 96, [0.0], [1.0], size_divisible=1, fixed_size=(96, 96))
+    else:
+        model.transform = GeneralizedRCNNTransform(96, 96, [0.0], [1.0])
+    return model.train()
+
+
+def overhead(dm: FashionMNISTScenesDataModule, rounds: int, steps: int, variant: str = "fcos") -> tuple[float, float, list[float]]:
+    """Median s/iteration of ``variant`` in the task (Lightning fit) and of torchvision's own
+    detector of the same configuration (plain loop, :func:`torchvision_detector`); rounds
+    alternate which of the two runs first."""
+    import lightning as L
 
     dm.augment = False
-    torch.manual_seed(0)
-    body = backbone_with_fpn("resnet18", out_strides=(8, 16, 32), out_channels=128, extra_blocks="p6p7", in_chans=1,
-                             **SMALL_RESNET)
-    anchors = AnchorGenerator(tuple((float(s),) for s in (8, 16, 32, 64, 128)), ((1.0,),) * 5)
-    plain = FCOS(body, 10, anchor_generator=anchors, min_size=96, max_size=96, image_mean=[0.0], image_std=[1.0]).train()
-    plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
+    offset = LABEL_OFFSET[HEADS[variant][0]]  # torchvision's own model: background is class 0 where it has one
     task_times, plain_times = [], []
     tmp = tempfile.mkdtemp(prefix="bench-detection-")  # the task's checkpoint and metrics files go here
-    for _ in range(rounds):
-        task = make_task("fcos")
-        task.hparams.optimizer, task.hparams.lr = "adamw", 1e-4
-        clock = StepClock()
-        trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                            limit_val_batches=0, callbacks=[clock], default_root_dir=tmp)  # fmt: skip
-        trainer.fit(task, datamodule=dm)
-        task_times.append(statistics.median(clock.durations(skip=1)))
-        times = []
-        for i, batch in enumerate(batches(dm, dm.train_dataloader())):
-            if i > steps:
-                break
-            t0 = time.perf_counter()
-            targets = [{"boxes": b, "labels": lab} for b, lab in zip(batch["bbox_xyxy"], batch["bbox_label"])]
-            losses = plain(list(batch["image"]), targets)
-            plain_opt.zero_grad(set_to_none=True)
-            sum(losses.values()).backward()
-            plain_opt.step()
-            times.append(time.perf_counter() - t0)
-        plain_times.append(statistics.median(times[1:]))
+    for r in range(rounds):
+        torch.manual_seed(r)
+        plain = torchvision_detector(variant)
+        plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
+
+        def run_task() -> float:
+            task = make_task(variant)
+            task.hparams.optimizer, task.hparams.lr = "adamw", 1e-4
+            clock = StepClock()
+            trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                limit_val_batches=0, callbacks=[clock], default_root_dir=tmp)  # fmt: skip
+            trainer.fit(task, datamodule=dm)
+            return statistics.median(clock.durations(skip=1))
+
+        def run_plain() -> float:
+            times = []
+            for i, batch in enumerate(batches(dm, dm.train_dataloader())):
+                if i > steps:
+                    break
+                t0 = time.perf_counter()
+                targets = [{"boxes": b, "labels": lab + offset} for b, lab in zip(batch["bbox_xyxy"], batch["bbox_label"])]
+                losses = plain(list(batch["image"]), targets)
+                plain_opt.zero_grad(set_to_none=True)
+                sum(losses.values()).backward()
+                plain_opt.step()
+                times.append(time.perf_counter() - t0)
+            return statistics.median(times[1:])
+
+        if r % 2 == 0:
+            task_times.append(run_task())
+            plain_times.append(run_plain())
+        else:
+            plain_times.append(run_plain())
+            task_times.append(run_task())
+        print(f"{variant} round {r} ({'task' if r % 2 == 0 else 'plain'} first): task {task_times[-1]:.3f} s, "
+              f"plain {plain_times[-1]:.3f} s", flush=True)  # fmt: skip
     ratios = [p / t for p, t in zip(plain_times, task_times)]
     return statistics.median(task_times), statistics.median(plain_times), ratios
 
@@ -244,6 +276,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="heads table: seed of the initialisation and shuffling (the scenes are fixed)")
     parser.add_argument("--head-convs", type=int, default=4,
                         help="heads table: FCOS tower depth (the task's head_convs; torchvision's 4)")
+    parser.add_argument("--overhead-heads", nargs="+", default=["fcos"], choices=list(HEADS),
+                        help="overhead table: the heads timed in the task against torchvision's own model")
     parser.add_argument("--flops", action="store_true", help="print each head's GFLOP per image and exit")
     args = parser.parse_args()
     if args.flops:
@@ -256,7 +290,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load,
                       args.score_thresh, args.per_class, args.head_convs, args.seed) if args.budget > 0 else []  # fmt: skip
-    task_s, plain_s, ratios = overhead(dm, args.rounds, args.steps) if args.rounds > 0 else (0.0, 0.0, [])
+    timed = {head: overhead(dm, args.rounds, args.steps, head) for head in args.overhead_heads} if args.rounds > 0 else {}
     load_end = os.getloadavg()[0]
     lines = [
         f"Measured with the machine shared (1-min load {load:.1f} at start, {load_end:.1f} at end, on 2 cores; "
@@ -270,10 +304,13 @@ def main() -> None:
         *(f"| {r['head']} | {r['backbone']} | {r['params'] / 1e6:.2f} M | {r['map_50']:.3f} | {r['map']:.3f} | "
           f"{r['train_ips']:.1f} | {r['infer_ips']:.1f} | {r['map_s']:.2f} |" for r in rows),
     ]  # fmt: skip
-    if ratios:
-        lines += ["", f"FCOS s/iteration, batch 32, 96x96 ({args.rounds} interleaved rounds of {args.steps} steps, medians): "
-                  f"task (Lightning) {task_s:.3f} s, torchvision plain loop {plain_s:.3f} s; "
-                  f"ratio plain/task per round {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})."]  # fmt: skip
+    if timed:
+        lines += ["", f"s/iteration, batch 32, 96x96, task (Lightning) against torchvision's own model (plain loop); "
+                  f"{args.rounds} rounds of {args.steps} steps alternating which runs first, medians:", "",
+                  "| head | task s/it | torchvision s/it | ratio plain/task per round | median ratio |", "|---|---|---|---|---|"]
+        for head, (task_s, plain_s, ratios) in timed.items():
+            lines.append(f"| {head} | {task_s:.3f} | {plain_s:.3f} | {', '.join(f'{r:.3f}' for r in ratios)} | "
+                         f"{statistics.median(ratios):.3f} |")  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -12,6 +12,7 @@ from PIL import Image
 from visionsuite.cli import main
 from visionsuite.data.cache import load_split
 from visionsuite.detection.scenes import tight_extents
+from visionsuite.errors import ConfigError
 from visionsuite.tasks import DetectionTask
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "detection"
@@ -117,6 +118,18 @@ def test_task_builds_the_fcos_towers_it_is_given() -> None:
     task = DetectionTask(head="fcos", backbone="mobilenet_v3_small", in_chans=1, image_size=64, head_convs=2)
     tower = task.detector.model.head.classification_head.conv
     assert sum(isinstance(m, torch.nn.Conv2d) for m in tower) == 2
+
+
+def test_fcos_regression_bias_sets_the_initial_box_sides_and_is_fcos_only() -> None:
+    """``regression_bias`` replaces torchvision's zero bias of FCOS's box-regression conv (the
+    COCO128 config needs it: from zero the regression died); other heads refuse it."""
+    def bias(**options: float | None) -> torch.Tensor:
+        task = DetectionTask(head="fcos", backbone="mobilenet_v3_small", in_chans=1, image_size=64, **options)
+        return task.detector.model.head.regression_head.bbox_reg.bias.detach()
+
+    assert torch.equal(bias(regression_bias=1.0), torch.ones(4)) and torch.equal(bias(), torch.zeros(4))
+    with pytest.raises(ConfigError, match="regression_bias is an option of fcos only, not retinanet"):
+        DetectionTask(head="retinanet", backbone="mobilenet_v3_small", in_chans=1, image_size=64, regression_bias=1.0)
 
 
 def test_class_count_that_counts_the_background_is_refused_in_one_line(

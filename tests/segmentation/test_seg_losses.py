@@ -87,3 +87,35 @@ def test_dice_gradient_equals_the_one_hot_formula_on_channels_last_batches() -> 
     (have,) = torch.autograd.grad(got, x)
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(have, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+@pytest.mark.parametrize("name", ["cross_entropy", "focal", "dice", "ce+dice"])
+def test_losses_run_under_cuda_deterministic_mode_and_match_the_cpu(name: str) -> None:
+    """``trainer.deterministic: true`` turns on ``torch.use_deterministic_algorithms``: on CUDA
+    each loss must be allowed there (PyTorch's reduced 2-D cross-entropy is not: the losses reduce
+    the per-pixel one themselves; the Dice's gather backward and index_add are), repeat bit for
+    bit, and give the CPU's value and gradient."""
+    gen = torch.Generator().manual_seed(5)
+    target = torch.randint(0, 6, (4, 48, 64), generator=gen)
+    target[target == 5] = VOID
+    x = torch.randn(4, 5, 48, 64, generator=gen).contiguous(memory_format=torch.channels_last)
+    weights = None if name == "dice" else torch.tensor([0.5, 1.0, 2.0, 1.5, 3.0])
+    loss = build_loss(name, ignore_index=VOID, class_weights=weights)
+
+    def value_and_grad(device: str) -> tuple[torch.Tensor, torch.Tensor]:
+        xd = x.to(device).requires_grad_(True)
+        out = loss.to(device)(xd, target.to(device))
+        (grad,) = torch.autograd.grad(out, xd)
+        return out.detach().cpu(), grad.cpu()
+
+    want = value_and_grad("cpu")
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        first, second = value_and_grad("cuda"), value_and_grad("cuda")
+    finally:
+        torch.use_deterministic_algorithms(before)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    torch.testing.assert_close(first[0], want[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first[1], want[1], rtol=1e-4, atol=1e-6)

@@ -14,6 +14,7 @@ from PIL import Image
 from tiny_camvid import make_tiny_camvid
 
 from visionsuite.cli import main
+from visionsuite.errors import ConfigError
 from visionsuite.data import CamVidDataModule
 from visionsuite.tasks import SegmentationTask
 
@@ -177,3 +178,33 @@ def test_test_time_flip_averages_each_image_and_its_mirror_at_test_and_predict_o
     assert torch.equal(test_out.preds, expected.argmax(1))
     assert torch.equal(val_out.preds, plain.argmax(1))
     torch.testing.assert_close(test_out.loss, torch.nn.functional.cross_entropy(expected, batch["mask"], ignore_index=11))
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("unet", {"depth": 2, "base_width": 4}), ("smp:Unet", {"encoder": "tu-tf_efficientnet_lite0", "encoder_weights": None})],
+)
+def test_encoder_lr_mult_gives_the_encoder_its_rate_and_zero_keeps_its_weights(model: str, options: dict) -> None:
+    """Discriminative fine-tuning: the encoder's groups carry lr x encoder_lr_mult, every other
+    parameter lr; at 0, an AdamW step moves the decoder and head but no encoder weight."""
+    task = SegmentationTask(model=model, num_classes=3, ignore_index=3, model_options=options, optimizer="adamw",
+                            lr=0.01, weight_decay=0.01, no_decay_norm_and_bias=True, encoder_lr_mult=0.0)  # fmt: skip
+    groups = task.optimizer_params()
+    encoder = {id(p) for p in task.model.encoder.parameters()}
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in task.parameters())
+    for group in groups:
+        inside = {id(p) in encoder for p in group["params"]}
+        assert inside in ({True}, {False}) and group["lr"] == (0.0 if inside == {True} else 0.01)
+    optimizer = task.make_optimizer(groups)
+    before = {name: p.detach().clone() for name, p in task.named_parameters()}
+    gen = torch.Generator().manual_seed(0)
+    image, mask = torch.randn(2, 3, 32, 32, generator=gen), torch.randint(0, 3, (2, 32, 32), generator=gen)
+    task.criterion(task(image), mask).backward()
+    optimizer.step()
+    moved = {name for name, p in task.named_parameters() if not torch.equal(p, before[name])}
+    assert moved and not any(name.startswith(("model.encoder.", "model.model.encoder.")) for name in moved), moved
+
+
+def test_encoder_lr_mult_must_not_be_negative() -> None:
+    with pytest.raises(ConfigError, match="encoder_lr_mult must be >= 0, got -1"):
+        SegmentationTask(model="unet", num_classes=3, encoder_lr_mult=-1)

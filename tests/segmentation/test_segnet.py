@@ -39,3 +39,40 @@ def test_decoder_places_values_at_the_pooling_argmax() -> None:
         torch.testing.assert_close(seen[0], unpooled)
         moved = PooledFeatures(deepest.features, torch.zeros_like(deepest.indices), deepest.unpooled_size)
         assert not torch.allclose(model.decoder(pyramid), model.decoder([*pyramid[:-1], moved]))
+
+
+def test_unpool_by_mask_equals_max_unpool2d_at_odd_sizes() -> None:
+    """The deterministic-mode unpooling: max_unpool2d's values and gradients, odd rows left zero."""
+    from visionsuite.models.segmentation.segnet.decoder import unpool_by_mask
+
+    gen = torch.Generator().manual_seed(0)
+    before = torch.randn(2, 3, 9, 13, generator=gen)
+    pooled, indices = torch.nn.functional.max_pool2d(before, 2, 2, return_indices=True)
+    x = pooled.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    up = torch.randn(2, 3, 9, 13, generator=gen)
+    want = torch.nn.functional.max_unpool2d(x, indices, 2, 2, output_size=(9, 13))
+    (want_grad,) = torch.autograd.grad((want * up).sum(), x)
+    got = unpool_by_mask(x, indices, (9, 13))
+    (got_grad,) = torch.autograd.grad((got * up).sum(), x)
+    assert got.shape == (2, 3, 9, 13) and bool((got[..., -1, :] == 0).all())
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=0)
+
+
+def test_segnet_trains_in_deterministic_mode() -> None:
+    """``trainer.deterministic: true`` sets torch.use_deterministic_algorithms, which refuses
+    max_unpool2d: SegNet must still run forward and backward there, with the same output."""
+    torch.manual_seed(0)
+    model = SegNet(num_classes=NUM_CLASSES).eval()
+    x = torch.randn(1, 3, 45, 61)
+    with torch.no_grad():
+        want = model(x)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        got = model(x)
+        got.sum().backward()
+    finally:
+        torch.use_deterministic_algorithms(before)
+    torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-5)
+    assert all(p.grad is not None for p in model.parameters())

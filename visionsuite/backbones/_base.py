@@ -161,7 +161,7 @@ class Backbone(nn.Module):
 
 
 def _global_pool(x: Tensor) -> Tensor:
-    return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1) if x.dim() == 4 else x
+    return x.mean((-2, -1)) if x.dim() == 4 else x  # = adaptive_avg_pool2d(x, 1), deterministic on CUDA
 
 
 def _last_linear(owner: nn.Module, attr: str) -> tuple[nn.Module, str] | None:

@@ -35,6 +35,7 @@ from visionsuite.backbones._base import Backbone, FeatureInfo
 from visionsuite.backbones._registry import register_backbone
 from visionsuite.backbones.layers import (
     ClassifierHead,
+    GridAvgPool,
     activation_factory,
     build_with_options,
     check_choice,
@@ -95,7 +96,7 @@ class InceptionAux(nn.Module):
         self, in_ch: int, num_classes: int, conv: Callable[..., nn.Module], act: Callable[[], nn.Module]
     ) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.pool = GridAvgPool(4)
         self.conv = conv(in_ch, 128, 1)
         self.head = ClassifierHead(128 * 16, num_classes, hidden=(1024,), pool_size=None, dropout=0.7, act=act)
 

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, TypeVar
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from visionsuite.errors import ConfigError
 
@@ -201,6 +203,35 @@ def smallest_input(geometry: Sequence[tuple[int, int, int] | tuple[int, int, int
     return need
 
 
+class GridAvgPool(nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d(size)`` computed, where the input allows, as the same average by
+    deterministic means: a mean (size 1), nothing (input already size x size), a plain average
+    pool (a multiple of size). Other inputs use the adaptive op.
+
+    Why: adaptive_avg_pool2d's CUDA backward has no deterministic kernel, so
+    ``trainer.deterministic: true`` (``torch.use_deterministic_algorithms``) stopped every GPU run
+    through a classifier head at its first backward."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_scripting():
+            return F.adaptive_avg_pool2d(x, self.output_size)
+        if torch.jit.is_tracing():  # the shape tests below would be baked into the trace (and warned about)
+            return F.adaptive_avg_pool2d(x, self.output_size)
+        return self._grid_pool(x)
+
+    @torch.jit.unused
+    def _grid_pool(self, x: Tensor) -> Tensor:
+        rows, cols = (self.output_size, self.output_size) if isinstance(self.output_size, int) else self.output_size
+        height, width = x.shape[-2:]
+        if rows is None or cols is None or height % rows or width % cols:
+            return F.adaptive_avg_pool2d(x, self.output_size)
+        if rows == cols == 1:
+            return x.mean((-2, -1), keepdim=True)
+        if height == rows and width == cols:
+            return x
+        return F.avg_pool2d(x, (height // rows, width // cols))
+
+
 class ClassifierHead(nn.Module):
     """Pool → flatten → hidden fully connected layers → classifier, with a pre-logits exit.
 
@@ -235,7 +266,7 @@ class ClassifierHead(nn.Module):
         hidden, pool_size, dropout, act = self._spec
         if num_classes <= 0:
             hidden, dropout, pool_size = (), 0.0, pool_size and 1
-        self.pool = nn.AdaptiveAvgPool2d(pool_size) if pool_size else nn.Identity()
+        self.pool = GridAvgPool(pool_size) if pool_size else nn.Identity()
         width = self.channels * (pool_size or 1) ** 2
         layers: list[nn.Module] = []
         for w in hidden:

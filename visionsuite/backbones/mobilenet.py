@@ -27,6 +27,7 @@ from visionsuite.backbones._base import Backbone, FeatureInfo
 from visionsuite.backbones._registry import register_backbone
 from visionsuite.backbones.layers import (
     ClassifierHead,
+    GridAvgPool,
     activation_factory,
     build_with_options,
     check_choice,
@@ -117,7 +118,7 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, act: Callable[[], nn.Module]) -> None:
         super().__init__()
         squeeze = make_divisible(channels // 4)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GridAvgPool(1)
         self.fc1 = nn.Conv2d(channels, squeeze, 1)
         self.act = act()
         self.fc2 = nn.Conv2d(squeeze, channels, 1)

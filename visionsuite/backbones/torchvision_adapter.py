@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from visionsuite.backbones._base import Backbone, FeatureInfo, _global_pool
 from visionsuite.backbones._registry import UnknownBackboneError, register_prefix
+from visionsuite.backbones.layers import GridAvgPool
 from visionsuite.backbones.weights import unavailable
 
 #: top-level children that form the classifier (after the trunk), in every torchvision family.
@@ -186,7 +187,7 @@ def _complete_head(model: nn.Module, head: list[str]) -> list[Member]:
     if isinstance(model, torchvision.models.DenseNet):
         members.append(nn.ReLU())  # DenseNet.forward: F.relu(features)
     if not any(isinstance(m, _POOLS) for m in modules):
-        members.append(nn.AdaptiveAvgPool2d(1))  # MobileNetV2, MNASNet, ShuffleNetV2, DenseNet
+        members.append(GridAvgPool(1))  # MobileNetV2, MNASNet, ShuffleNetV2, DenseNet
     flattened = False
     for name, module in zip(head, modules):
         flattened |= isinstance(module, nn.Flatten)

@@ -28,7 +28,7 @@ class DivergenceGuard(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         losses = training_losses(pl_module, outputs)
-        if not losses or bool(torch.isfinite(torch.cat([v.detach().float().flatten() for v in losses.values()])).all()):
+        if not losses or bool(torch.isfinite(_stacked(losses)).all()):
             return
         bad = [(k, v) for k, v in losses.items() if not bool(torch.isfinite(v.detach()).all())]
         name, value = min(bad, key=lambda kv: kv[0] == "loss")  # name the term that broke, not only the sum
@@ -52,6 +52,13 @@ class DivergenceGuard(Callback):
                 f"weights {', '.join(bad[:3])} are not finite at step {trainer.global_step}:"
                 " the run diverged (no checkpoint written); lower the learning rate"
             )
+
+
+def _stacked(losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Every loss value in one flat tensor on the first loss's device (one ``isfinite``, one sync),
+    whichever device a task left each term on."""
+    device = next(iter(losses.values())).device
+    return torch.cat([v.detach().float().flatten().to(device) for v in losses.values()])
 
 
 def training_losses(pl_module: LightningModule, outputs: Any) -> dict[str, torch.Tensor]:

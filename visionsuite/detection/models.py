@@ -105,6 +105,7 @@ def build_detector(
     anchor_scale: float = 4.0,
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
     head_convs: int = 4,
+    regression_bias: float | None = None,
     **head_kwargs: Any,
 ) -> Detector:
     """A :class:`Detector` of kind ``name`` (one of :data:`HEADS`) on ``backbone``.
@@ -113,13 +114,16 @@ def build_detector(
     ``anchor_scale x stride`` of each level (FCOS: one point per location, sized by its stride;
     SSD: default boxes of the same scales). ``head_convs`` is the depth of FCOS's classification
     and regression towers (torchvision's 4, or a compact 2 as in YOLOX's head: on small images
-    the towers, not the backbone, hold most of the FLOPs). ``head_kwargs`` go to the torchvision
+    the towers, not the backbone, hold most of the FLOPs). ``regression_bias`` (FCOS) sets the
+    initial bias of the box-regression conv (``None``: torchvision's 0). ``head_kwargs`` go to the torchvision
     constructor (e.g. ``rpn_post_nms_top_n_train`` for Faster R-CNN, ``topk_candidates`` for
     RetinaNet).
     """
     offset = _offset(name)
     if head_convs < 1 or (head_convs != 4 and name != "fcos"):
         raise ConfigError(f"head_convs={head_convs}: a tower depth other than 4 is available for fcos only, and must be >= 1")
+    if regression_bias is not None and name != "fcos":
+        raise ConfigError(f"regression_bias is an option of fcos only, not {name}")
     classes = num_classes + offset
     feats = probe_features(backbone, image_size, in_chans)
     strides = feature_strides(feats, image_size)
@@ -143,6 +147,8 @@ def build_detector(
             score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
             **common, **head_kwargs,
         )  # fmt: skip
+        if regression_bias is not None:
+            nn.init.constant_(model.head.regression_head.bbox_reg.bias, regression_bias)
     elif name in ("ssd", "ssdlite"):
         scale = [anchor_scale * s / min(image_size) for s in strides]
         boxes = DefaultBoxGenerator([[2]] * levels, scales=[*scale, scale[-1] * 2])

@@ -329,8 +329,13 @@ class BaseTask(LightningModule, ABC):
         total = budget + timer.time_elapsed()
         return lambda: timer.time_elapsed() / total
 
+    def optimizer_params(self) -> nn.Module | list[dict[str, Any]]:
+        """What :meth:`configure_optimizers` optimises: the whole task by default; a task with
+        discriminative learning rates returns parameter groups carrying their own ``lr``."""
+        return self
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.make_optimizer(self)
+        optimizer = self.make_optimizer(self.optimizer_params())
         scheduler = self.make_scheduler(optimizer)
         if scheduler is None:
             return optimizer

@@ -96,14 +96,12 @@ class ClassificationTask(BaseTask):
         s = self.schedule
         return s.regime != "full" or bool(s.unfreeze_at) or s.backbone_lr_mult != 1 or s.stage_lr_decay != 1
 
-    def configure_optimizers(self) -> Any:
+    def optimizer_params(self) -> Any:
+        """One group per stage (its own learning rate) when fine-tuning is staged."""
         if not self.staged:
-            return super().configure_optimizers()
+            return super().optimizer_params()
         hp = self.hparams
-        groups = self.schedule.param_groups(self.model, hp.lr, hp.weight_decay, no_decay_norm_and_bias=hp.no_decay_norm_and_bias)
-        optimizer = self.make_optimizer(groups)
-        scheduler = self.make_scheduler(optimizer)
-        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return self.schedule.param_groups(self.model, hp.lr, hp.weight_decay, no_decay_norm_and_bias=hp.no_decay_norm_and_bias)
 
     def on_train_epoch_start(self) -> None:
         """Freeze/unfreeze for this epoch: derived from the epoch alone, so a resumed run matches."""

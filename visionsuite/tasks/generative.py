@@ -281,7 +281,7 @@ class VAETask(GenerativeTask):
             self._keep_latents(out.mu, batch.get("label"))
             return StepOutput(loss, self.model.mean_image(out.output.detach()), x, logged)
         if hp.kl_warmup_steps:
-            logged["kl_weight"] = torch.tensor(weight)
+            logged["kl_weight"] = loss.new_tensor(weight)  # on the loss's device, like the other terms
         return StepOutput(loss, None, None, logged)
 
     def _keep_latents(self, mu: Tensor, labels: Tensor | None) -> None:

@@ -20,16 +20,17 @@ SCHEDULERS = ", ".join(get_args(SchedulerName))
 
 
 def param_groups(
-    model: nn.Module, weight_decay: float, *, no_decay_norm_and_bias: bool, lr: float | None = None
+    model: nn.Module | Iterable[nn.Parameter], weight_decay: float, *, no_decay_norm_and_bias: bool, lr: float | None = None
 ) -> list[dict[str, Any]]:
-    """All of ``model``'s parameters, optionally exempting biases and norm weights from weight decay.
+    """All of ``model``'s parameters (or the parameters given), optionally exempting biases and
+    norm weights from weight decay.
 
     Frozen parameters are included on purpose: they have no gradient, so the optimiser skips
     them until they are unfrozen – a stage unfrozen after the optimiser was built then trains,
     instead of silently staying out of the optimiser. ``lr`` gives these groups their own
     learning rate (discriminative fine-tuning: a lower one for the backbone than for the head).
     """
-    params = list(model.parameters())
+    params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
     extra = {} if lr is None else {"lr": lr}
     if not no_decay_norm_and_bias or weight_decay == 0:
         return [{"params": params, "weight_decay": weight_decay, **extra}]

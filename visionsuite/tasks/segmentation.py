@@ -23,6 +23,7 @@ from visionsuite.models.segmentation import (
     segmentation_metrics,
 )
 from visionsuite.tasks.base import BaseTask, StepOutput
+from visionsuite.tasks.optim import param_groups
 
 #: the file the test stage writes into the run folder.
 IOU_TABLE = "per_class_iou.md"
@@ -50,6 +51,7 @@ class SegmentationTask(BaseTask):
         palette: list[list[int]] | None = None,
         num_overlay_images: int = 4,
         test_time_flip: bool = False,
+        encoder_lr_mult: float = 1.0,
         **kwargs: Any,
     ) -> None:
         """
@@ -70,12 +72,17 @@ class SegmentationTask(BaseTask):
                 and its mirror image (flip test-time augmentation, as mmsegmentation's
                 ``flip=True``): two forward passes per image for a steadier mask. Validation,
                 which selects the checkpoint, keeps one pass.
+            encoder_lr_mult: the encoder's learning rate = ``lr`` x this (the decoder and head
+                keep ``lr``): discriminative fine-tuning of a pretrained encoder; 0 freezes its
+                weights (its batch-norm statistics still update).
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
         if isinstance(class_weights, str) and class_weights not in ("none", "median_frequency"):
             raise ConfigError(f"class_weights must be none, median_frequency or a list, got {class_weights!r}")
         if isinstance(class_weights, list) and len(class_weights) != num_classes:
             raise ConfigError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
+        if encoder_lr_mult < 0:
+            raise ConfigError(f"encoder_lr_mult must be >= 0, got {encoder_lr_mult}")
         super().__init__(**kwargs)
 
     # -- parts --------------------------------------------------------------------------------
@@ -84,6 +91,20 @@ class SegmentationTask(BaseTask):
         self.model = build_segmentation_model(
             hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, **(hp.model_options or {})
         )
+
+    def optimizer_params(self) -> Any:
+        """The encoder's parameters at ``lr x encoder_lr_mult``, the rest at ``lr``."""
+        hp = self.hparams
+        if hp.encoder_lr_mult == 1:
+            return super().optimizer_params()
+        encoder = getattr(self.model, "encoder", None)
+        if not isinstance(encoder, torch.nn.Module):
+            raise ConfigError(f"model {hp.model!r} has no encoder for encoder_lr_mult to scale")
+        inside = {id(p) for p in encoder.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in inside]
+        decay, exempt = hp.weight_decay, hp.no_decay_norm_and_bias
+        return [*param_groups(encoder, decay, no_decay_norm_and_bias=exempt, lr=hp.lr * hp.encoder_lr_mult),
+                *param_groups(rest, decay, no_decay_norm_and_bias=exempt, lr=hp.lr)]  # fmt: skip
 
     def configure_losses(self) -> None:
         hp = self.hparams

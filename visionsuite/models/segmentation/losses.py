@@ -17,6 +17,30 @@ from torch.nn import functional as F
 from visionsuite.errors import ConfigError
 
 
+class CrossEntropyLoss(nn.Module):
+    """``nn.CrossEntropyLoss`` (class weights, ``ignore_index``, ``label_smoothing``; mean over
+    non-void pixels, weighted) with the mean taken here from the per-pixel losses.
+
+    Why not PyTorch's own reduction: on CUDA its reduced 2-D cross-entropy
+    (``nll_loss2d_forward_out_cuda_template``) has no deterministic kernel, so
+    ``trainer.deterministic: true`` stops a segmentation run at its first step; the per-pixel
+    kernel and a plain sum are deterministic. Same value and gradient (no target: NaN, as PyTorch).
+    """
+
+    def __init__(self, *, ignore_index: int = -100, weight: Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        per_pixel = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
+                                    reduction="none", label_smoothing=self.label_smoothing)  # fmt: skip
+        valid = target != self.ignore_index
+        if self.weight is None:
+            return per_pixel.sum() / valid.sum()
+        return per_pixel.sum() / (self.weight[torch.where(valid, target, 0)] * valid).sum()
+
+
 class DiceLoss(nn.Module):
     """1 - mean soft Dice over the classes present in the batch's (non-void) targets.
 
@@ -69,7 +93,7 @@ class CEDiceLoss(nn.Module):
 
     def __init__(self, *, ignore_index: int = -100, weight: Tensor | None = None, dice_weight: float = 1.0) -> None:
         super().__init__()
-        self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
+        self.ce = CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
         self.dice = DiceLoss(ignore_index=ignore_index)
         self.dice_weight = dice_weight
 
@@ -78,9 +102,7 @@ class CEDiceLoss(nn.Module):
 
 
 LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "cross_entropy": lambda ignore_index, weight, **o: nn.CrossEntropyLoss(
-        weight=weight, ignore_index=ignore_index, **o
-    ),
+    "cross_entropy": lambda ignore_index, weight, **o: CrossEntropyLoss(weight=weight, ignore_index=ignore_index, **o),
     "dice": lambda ignore_index, weight, **o: DiceLoss(ignore_index=ignore_index, **o),
     "focal": lambda ignore_index, weight, **o: FocalLoss(ignore_index=ignore_index, weight=weight, **o),
     "ce+dice": lambda ignore_index, weight, **o: CEDiceLoss(ignore_index=ignore_index, weight=weight, **o),

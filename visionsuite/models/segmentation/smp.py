@@ -40,6 +40,11 @@ class PadToMultiple(nn.Module):
         super().__init__()
         self.model, self.multiple = model, multiple
 
+    @property
+    def encoder(self) -> nn.Module:
+        """smp's encoder (what ``SegmentationTask.encoder_lr_mult`` scales)."""
+        return self.model.encoder
+
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         ph, pw = -h % self.multiple, -w % self.multiple
