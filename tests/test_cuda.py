@@ -7,30 +7,17 @@ a tensor left on the CPU in a GPU step, or an operation that ``trainer.determini
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
 import torch
+from determinism import deterministic_mode
 
 from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
 from visionsuite.tasks import SegmentationTask, VAETask
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@contextmanager
-def deterministic_mode(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms(True)`` as ``trainer.deterministic: true`` sets it
-    (with the cuBLAS workspace Lightning sets), restored afterwards."""
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
 
 
 def gradients_twice(step: Callable[[], torch.nn.Module]) -> list[torch.Tensor]:
@@ -73,7 +60,7 @@ def test_divergence_guard_takes_losses_on_different_devices() -> None:
 )
 @pytest.mark.parametrize("loss", ["cross_entropy", "ce+dice", "focal"])
 def test_segmentation_steps_run_in_cuda_deterministic_mode_and_repeat(
-    model: str, options: dict, loss: str, monkeypatch: pytest.MonkeyPatch
+    model: str, options: dict, loss: str
 ) -> None:
     """A training step (loss, backward) and the metrics under ``torch.use_deterministic_algorithms``,
     as ``trainer.deterministic: true`` sets it: allowed, and the same gradients twice."""
@@ -92,13 +79,13 @@ def test_segmentation_steps_run_in_cuda_deterministic_mode_and_repeat(
         assert 0.0 <= float(metrics.compute()["val/miou"]) <= 1.0
         return task
 
-    with deterministic_mode(monkeypatch):
+    with deterministic_mode():
         grads = gradients_twice(step)
     assert torch.equal(grads[0], grads[1])
 
 
 @pytest.mark.parametrize(("name", "side"), [("lenet5", 28), ("vgg11_bn_cifar", 32), ("resnet18_cifar", 32), ("mobilenet_v3_small", 64)])
-def test_classifiers_train_in_cuda_deterministic_mode_and_repeat(name: str, side: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_classifiers_train_in_cuda_deterministic_mode_and_repeat(name: str, side: int) -> None:
     """adaptive_avg_pool2d's CUDA backward is refused in deterministic mode: the library's heads
     pool without it (GridAvgPool), so a classification step runs and repeats bit for bit."""
     from visionsuite.backbones import create_backbone
@@ -112,6 +99,6 @@ def test_classifiers_train_in_cuda_deterministic_mode_and_repeat(name: str, side
         torch.nn.functional.cross_entropy(model(x), y).backward()
         return model
 
-    with deterministic_mode(monkeypatch):
+    with deterministic_mode():
         grads = gradients_twice(step)
     assert torch.equal(grads[0], grads[1])

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from determinism import deterministic_mode
 from torch.nn import functional as F
 
 from visionsuite.errors import ConfigError
@@ -89,6 +90,24 @@ def test_dice_gradient_equals_the_one_hot_formula_on_channels_last_batches() -> 
     torch.testing.assert_close(have, want)
 
 
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_equals_pytorchs_value_and_gradient(weighted: bool, smoothing: float) -> None:
+    """The loss reduces the per-pixel losses itself (PyTorch's reduced 2-D kernel is refused in
+    CUDA deterministic mode): the mean must stay nn.CrossEntropyLoss's, weighted over non-void pixels."""
+    gen = torch.Generator().manual_seed(4)
+    target = torch.randint(0, 6, (3, 7, 9), generator=gen)
+    target[target == 5] = VOID
+    x = torch.randn(3, 5, 7, 9, generator=gen).requires_grad_(True)
+    weights = torch.tensor([0.5, 1.0, 2.0, 1.5, 3.0]) if weighted else None
+    want = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=VOID, label_smoothing=smoothing)(x, target)
+    (want_grad,) = torch.autograd.grad(want, x)
+    got = build_loss("cross_entropy", ignore_index=VOID, class_weights=weights, label_smoothing=smoothing)(x, target)
+    (got_grad,) = torch.autograd.grad(got, x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
 @pytest.mark.parametrize("name", ["cross_entropy", "focal", "dice", "ce+dice"])
 def test_losses_run_under_cuda_deterministic_mode_and_match_the_cpu(name: str) -> None:
@@ -110,12 +129,8 @@ def test_losses_run_under_cuda_deterministic_mode_and_match_the_cpu(name: str) -
         return out.detach().cpu(), grad.cpu()
 
     want = value_and_grad("cpu")
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic_mode():
         first, second = value_and_grad("cuda"), value_and_grad("cuda")
-    finally:
-        torch.use_deterministic_algorithms(before)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     torch.testing.assert_close(first[0], want[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(first[1], want[1], rtol=1e-4, atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from conftest import NUM_CLASSES
+from determinism import deterministic_mode
 from segmentation_tester import SegmentationModelTester
 
 from visionsuite.backbones.vgg import PooledFeatures
@@ -67,12 +68,8 @@ def test_segnet_trains_in_deterministic_mode() -> None:
     x = torch.randn(1, 3, 45, 61)
     with torch.no_grad():
         want = model(x)
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic_mode():
         got = model(x)
         got.sum().backward()
-    finally:
-        torch.use_deterministic_algorithms(before)
     torch.testing.assert_close(got.detach(), want, rtol=1e-4, atol=1e-5)
     assert all(p.grad is not None for p in model.parameters())
