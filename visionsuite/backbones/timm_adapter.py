@@ -84,20 +84,7 @@ class TimmBackbone(ExternalBackbone):
 
     def _group_stages(self) -> dict[str, nn.Module]:
         """Cut the feature modules after each timm ``feature_info`` module, merging equal strides."""
-        info = [(f["module"], f["reduction"]) for f in self.model.feature_info]
-        stages: dict[str, list[str]] = {}
-        pending: list[str] = []
-        for item in _open_items(self.model, self._feature_names, [m for m, _ in info]):
-            pending.append(item)
-            reduction = next((r for m, r in info if m == item), None)
-            if reduction is not None:
-                stages.setdefault(_stage_name(reduction), []).extend(pending)
-                pending = []
-        if pending:  # modules after the last feature_info module (conv_head, norm, …)
-            if stages:
-                stages[next(reversed(stages))].extend(pending)
-            else:
-                stages["body"] = pending
+        stages = group_by_feature_modules(self.model, self._feature_names, self.model.feature_info)
         views = {name: _view(self.model, items) for name, items in stages.items()}
         first = next(iter(views.values()))
         for name, param in self.model.named_parameters(recurse=False):  # ViT's cls_token, pos_embed
@@ -183,6 +170,32 @@ def _unique(names: list[str]) -> list[str]:
 
 def _stage_name(reduction: int) -> str:
     return f"stage{round(math.log2(reduction))}"
+
+
+def group_by_feature_modules(
+    model: nn.Module, names: list[str], feature_info: Iterable[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """Module names of ``model``'s stages, shallow first: ``names`` (its feature-extracting
+    children in call order) opened down to timm's ``feature_info`` modules and cut after each
+    (``stage<log2 stride>``; equal strides merge). What runs after the last one joins the last stage.
+
+    Shared by the library's timm backbones (their ``stages``) and the segmentation encoders'
+    ``frozen_encoder_stages`` (smp's ``tu-`` encoders are timm models too)."""
+    info = [(f["module"], f["reduction"]) for f in feature_info]
+    stages: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for item in _open_items(model, names, [m for m, _ in info]):
+        pending.append(item)
+        reduction = next((r for m, r in info if m == item), None)
+        if reduction is not None:
+            stages.setdefault(_stage_name(reduction), []).extend(pending)
+            pending = []
+    if pending:  # modules after the last feature_info module (conv_head, norm, …)
+        if stages:
+            stages[next(reversed(stages))].extend(pending)
+        else:
+            stages["body"] = pending
+    return stages
 
 
 def _view(model: nn.Module, names: list[str]) -> nn.Sequential:

@@ -19,6 +19,7 @@ from visionsuite.errors import ConfigError
 from visionsuite.models.segmentation import (
     build_loss,
     build_segmentation_model,
+    freeze_encoder_stages,
     median_frequency_weights,
     segmentation_metrics,
 )
@@ -52,6 +53,7 @@ class SegmentationTask(BaseTask):
         num_overlay_images: int = 4,
         test_time_flip: bool = False,
         encoder_lr_mult: float = 1.0,
+        frozen_encoder_stages: int = 0,
         **kwargs: Any,
     ) -> None:
         """
@@ -75,6 +77,10 @@ class SegmentationTask(BaseTask):
             encoder_lr_mult: the encoder's learning rate = ``lr`` x this (the decoder and head
                 keep ``lr``): discriminative fine-tuning of a pretrained encoder; 0 freezes its
                 weights (its batch-norm statistics still update).
+            frozen_encoder_stages: freeze the encoder's first N stages (stage 1 ends at its
+                first feature map, stem included): no gradients, fixed batch-norm statistics, and
+                no backward through them – faster steps, the pretrained low-level filters kept
+                (see :mod:`~visionsuite.models.segmentation.frozen_stages`).
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
         if isinstance(class_weights, str) and class_weights not in ("none", "median_frequency"):
@@ -83,6 +89,8 @@ class SegmentationTask(BaseTask):
             raise ConfigError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
         if encoder_lr_mult < 0:
             raise ConfigError(f"encoder_lr_mult must be >= 0, got {encoder_lr_mult}")
+        if frozen_encoder_stages < 0:
+            raise ConfigError(f"frozen_encoder_stages must be >= 0, got {frozen_encoder_stages}")
         super().__init__(**kwargs)
 
     # -- parts --------------------------------------------------------------------------------
@@ -91,15 +99,21 @@ class SegmentationTask(BaseTask):
         self.model = build_segmentation_model(
             hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, **(hp.model_options or {})
         )
+        if hp.frozen_encoder_stages:
+            freeze_encoder_stages(self._encoder(), hp.frozen_encoder_stages)
+
+    def _encoder(self) -> torch.nn.Module:
+        encoder = getattr(self.model, "encoder", None)
+        if not isinstance(encoder, torch.nn.Module):
+            raise ConfigError(f"model {self.hparams.model!r} has no encoder")
+        return encoder
 
     def optimizer_params(self) -> Any:
         """The encoder's parameters at ``lr x encoder_lr_mult``, the rest at ``lr``."""
         hp = self.hparams
         if hp.encoder_lr_mult == 1:
             return super().optimizer_params()
-        encoder = getattr(self.model, "encoder", None)
-        if not isinstance(encoder, torch.nn.Module):
-            raise ConfigError(f"model {hp.model!r} has no encoder for encoder_lr_mult to scale")
+        encoder = self._encoder()
         inside = {id(p) for p in encoder.parameters()}
         rest = [p for p in self.parameters() if id(p) not in inside]
         decay, exempt = hp.weight_decay, hp.no_decay_norm_and_bias

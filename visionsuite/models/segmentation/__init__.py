@@ -6,6 +6,7 @@ the task wires them to the data (masks int64 [B, H, W] with the data's ``ignore_
 
 from visionsuite.models.segmentation.class_weights import class_pixel_counts, median_frequency_weights
 from visionsuite.models.segmentation.factory import build_segmentation_model, model_names
+from visionsuite.models.segmentation.frozen_stages import encoder_stages, freeze_encoder_stages
 from visionsuite.models.segmentation.losses import CEDiceLoss, DiceLoss, FocalLoss, build_loss
 from visionsuite.models.segmentation.metrics import segmentation_metrics
 from visionsuite.models.segmentation.segnet import SegNet
@@ -25,6 +26,8 @@ __all__ = [
     "build_loss",
     "build_segmentation_model",
     "class_pixel_counts",
+    "encoder_stages",
+    "freeze_encoder_stages",
     "median_frequency_weights",
     "model_names",
     "segmentation_metrics",
