@@ -89,8 +89,6 @@ class SegmentationTask(BaseTask):
             raise ConfigError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
         if encoder_lr_mult < 0:
             raise ConfigError(f"encoder_lr_mult must be >= 0, got {encoder_lr_mult}")
-        if frozen_encoder_stages < 0:
-            raise ConfigError(f"frozen_encoder_stages must be >= 0, got {frozen_encoder_stages}")
         super().__init__(**kwargs)
 
     # -- parts --------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ encoders (``resnet34`` …) expose no stages and are refused with a one-line err
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
@@ -35,7 +33,7 @@ def encoder_stages(encoder: nn.Module) -> list[list[str]]:
         groups = group_by_feature_modules(timm_model, names, info)
         return [[f"model.{n}" for n in group] for group in groups.values()]
     stages, feature_info = getattr(encoder, "stages", None), getattr(encoder, "feature_info", None)
-    if isinstance(stages, (Mapping, nn.ModuleDict)) and feature_info:  # library Backbone or its encoder view
+    if isinstance(stages, nn.ModuleDict) and feature_info:  # library Backbone or its encoder view
         taps, groups, pending = {i.stage for i in feature_info}, [], []
         for name in stages:
             pending.append(f"stages.{name}")
@@ -52,18 +50,15 @@ def encoder_stages(encoder: nn.Module) -> list[list[str]]:
     )
 
 
-def freeze_encoder_stages(encoder: nn.Module, n: int) -> int:
-    """Freeze the first ``n`` stages of ``encoder`` in place; returns the parameters frozen."""
+def freeze_encoder_stages(encoder: nn.Module, n: int) -> None:
+    """Freeze the first ``n`` stages of ``encoder`` in place."""
     groups = encoder_stages(encoder)
     if not 0 <= n <= len(groups):
         raise ConfigError(f"frozen_encoder_stages must be in [0, {len(groups)}] for this encoder, got {n}")
-    frozen = 0
     for name in (name for group in groups[:n] for name in group):
         module = encoder.get_submodule(name)
         module.requires_grad_(False)
-        frozen += sum(p.numel() for p in module.parameters())
         replacement = freeze_batch_norm_2d(module)  # converts inside; returns a new module for a bare BN
         if replacement is not module:
             parent, _, attr = name.rpartition(".")
             setattr(encoder.get_submodule(parent) if parent else encoder, attr, replacement)
-    return frozen
