@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from visionsuite.backbones import create_backbone
-from visionsuite.summary import measure_forward_memory, summarize
+from visionsuite.tools.summary import measure_forward_memory, summarize
 
 #: course backbone → its torchvision equivalent (AlexNet: the closest, torchvision's one-GPU variant
 #: has 64/192 first filters and no response normalisation, so its ratio compares different nets).

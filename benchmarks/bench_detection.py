@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 
 import torch
+from step_clock import StepClock
 from torchmetrics.detection import MeanAveragePrecision
 
-from step_clock import StepClock
 from visionsuite.data import FashionMNISTScenesDataModule
-from visionsuite.detection.metrics import MAP_BACKEND, detection_metrics
-from visionsuite.detection.models import LABEL_OFFSET
+from visionsuite.models.detection.detector import LABEL_OFFSET
+from visionsuite.models.detection.metrics import MAP_BACKEND, detection_metrics
 from visionsuite.tasks import DetectionTask
 from visionsuite.tasks.optim import budget_cosine_factor
 

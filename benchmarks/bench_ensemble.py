@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from visionsuite.cli import main as cli
+from visionsuite.cli.app import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "ensemble.md"
@@ -53,9 +53,9 @@ def prediction_cost(configs: list[Path], repeats: int = 3) -> list[str]:
     (``MemberEnsemble``, what ``visionsuite ensemble --predict_dir`` runs), best of ``repeats``."""
     import torch
 
-    from visionsuite.ensemble import MemberEnsemble
-    from visionsuite.export import Deployable
-    from visionsuite.trained import load_trained
+    from visionsuite.runs.trained import load_trained
+    from visionsuite.tools.ensemble import MemberEnsemble
+    from visionsuite.tools.export import Deployable
 
     members = [load_trained(c, "last") for c in configs]
     dm = members[0].datamodule

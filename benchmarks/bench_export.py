@@ -3,7 +3,7 @@
 LeNet-5 (1x28x28), ResNet-18 CIFAR (3x32x32) and a small U-Net (depth 3, base width 16,
 3x64x64, 12 classes), each at batch 1 and 64: images/s, the best of ``--repeats`` timed runs of
 at least ``--min-seconds`` each, with the same thread count for both (``--threads``). The ONNX
-file is written by :func:`visionsuite.export.export_model` (the one ``visionsuite export`` uses)
+file is written by :func:`visionsuite.tools.export.export_model` (the one ``visionsuite export`` uses)
 and checked against PyTorch first. Writes ``benchmarks/results/export.md``.
 
     PYTHONPATH=. python benchmarks/bench_export.py [--threads 2] [--repeats 3] [--min-seconds 1]
@@ -51,7 +51,7 @@ def rate(run: Callable[[], object], batch: int, repeats: int, min_seconds: float
 def main() -> None:
     import onnxruntime as ort
 
-    from visionsuite.export import check_export, export_model
+    from visionsuite.tools.export import check_export, export_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)

@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def fit(args: list[str]) -> Path:
     """``visionsuite fit`` in this process; the run folder."""
-    from visionsuite.cli import main
+    from visionsuite.cli.app import main
 
     root = Path(args[args.index("--trainer.default_root_dir") + 1])
     assert main(["fit", *args, "--trainer.enable_progress_bar", "false"]) == 0

@@ -34,14 +34,15 @@ RESULTS = ROOT / "benchmarks" / "results"
 BATCH = 128
 
 from step_clock import StepClock  # noqa: E402
+
 from visionsuite.backbones import create_backbone  # noqa: E402
 from visionsuite.data import FashionMNISTDataModule  # noqa: E402
 from visionsuite.models.generative import (  # noqa: E402
+    MLPVAE,
     ConvAutoencoder,
     ConvVAE,
     DCGANDiscriminator,
     DCGANGenerator,
-    MLPVAE,
     build_sample_metrics,
     classifier_features,
     compute_sample_metrics,
@@ -55,7 +56,7 @@ from visionsuite.models.generative import (  # noqa: E402
     to_unit,
     vae_loss,
 )
-from visionsuite.models.generative.pictures import image_grid, save_png  # noqa: E402
+from visionsuite.outputs.generative_pictures import image_grid, save_png  # noqa: E402
 
 
 def load_data(data_dir: str) -> tuple[FashionMNISTDataModule, Tensor, Tensor, Tensor, Tensor]:

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def quality(config: str, minutes: float, out: Path, extra: list[str]) -> None:
-    from visionsuite.cli import main
+    from visionsuite.cli.app import main
 
     hh, mm = divmod(int(minutes * 60), 3600)
     budget = f"00:{hh:02d}:{mm // 60:02d}:{mm % 60:02d}"

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 import yaml
-
 from step_clock import seconds_per_step
-from visionsuite.cli import main as cli
+
+from visionsuite.cli.app import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "transfer.md"

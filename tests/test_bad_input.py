@@ -1,6 +1,6 @@
 """Bad input from the user ends in one line and exit status 2, never in a traceback.
 
-Through ``visionsuite.cli.main`` in-process (the tiny Fashion-MNIST config) for what a user
+Through ``visionsuite.cli.app.main`` in-process (the tiny Fashion-MNIST config) for what a user
 types, and by direct construction for what a Python caller passes.
 """
 
@@ -16,8 +16,12 @@ import torch
 
 from visionsuite.backbones import create_backbone
 from visionsuite.backbones.weights import WeightsFileError, safe_load
-from visionsuite.cli import main
-from visionsuite.data import CIFAR10DataModule, FashionMNISTDataModule, ImageFolderDataModule
+from visionsuite.cli.app import main
+from visionsuite.data import (
+    CIFAR10DataModule,
+    FashionMNISTDataModule,
+    ImageFolderDataModule,
+)
 from visionsuite.data.cache import DecodedSplit, save_split
 from visionsuite.data.errors import CorruptArchiveError, DataWriteError
 from visionsuite.errors import ConfigError

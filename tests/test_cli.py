@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 
 TINY = str(Path(__file__).parent / "configs" / "lenet5_tiny.yaml")
 
@@ -80,7 +80,7 @@ def test_predict_writes_file_class_probability_csv(trained_run: Path, data_root:
     args = [
         "predict", "--config", TINY, "--data.init_args.data_dir", str(data_root),
         "--data.init_args.predict_dir", str(folder), "--ckpt_path", str(best),
-        "--trainer.callbacks+=visionsuite.callbacks.PredictionCSVWriter",
+        "--trainer.callbacks+=visionsuite.outputs.PredictionCSVWriter",
         "--trainer.callbacks.output", str(csv_path), *_dirs(tmp_path / "predict"),
     ]
     assert main(args) == 0

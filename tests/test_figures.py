@@ -14,8 +14,8 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 
-from visionsuite.callbacks import FigureLogger
 from visionsuite.data import FashionMNISTDataModule
+from visionsuite.outputs import FigureLogger
 from visionsuite.tasks import ClassificationTask
 
 
@@ -59,8 +59,8 @@ def test_drawing_leaves_matplotlib_global_state_alone() -> None:
     imported by torchmetrics, but picks its backend only when first used)."""
     code = (
         "import matplotlib, torch, tempfile, pathlib\n"
-        "import visionsuite.callbacks, visionsuite.figures as f\n"
-        "from visionsuite.callbacks.images import write_png\n"
+        "import visionsuite.outputs, visionsuite.outputs.figures as f\n"
+        "from visionsuite.outputs.images import write_png\n"
         "fig = f.confusion_figure(torch.eye(3) * 5, ['a', 'b', 'c'])\n"
         "write_png(fig, pathlib.Path(tempfile.mkdtemp()) / 'c.png')\n"
         "print(matplotlib.rcParams._get_backend_or_none())\n"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from run_probe import FirstStep
-from visionsuite.cli import main
+
+from visionsuite.cli.app import main
 
 TINY = str(Path(__file__).parent / "configs" / "lenet5_tiny.yaml")
 
@@ -237,7 +237,7 @@ def test_wandb_without_login_or_mode_falls_back_to_offline(tmp_path: Path, monke
     """No WANDB_MODE, no API key, no ~/.netrc: offline with a warning instead of a login prompt."""
     from jsonargparse import Namespace
 
-    from visionsuite.run_config import configure_loggers
+    from visionsuite.runs.config import configure_loggers
 
     for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL", "NETRC"):
         monkeypatch.delenv(var, raising=False)
@@ -284,7 +284,7 @@ def test_evaluation_options_may_differ_from_the_checkpoint(two_runs: Path, data_
 
 
 def test_each_task_lists_its_evaluation_only_options() -> None:
-    from visionsuite.checkpoints import hparam_differences
+    from visionsuite.runs.checkpoints import hparam_differences
     from visionsuite.tasks import DetectionTask, SegmentationTask
 
     saved = {"model": "smp:Unet", "test_time_flip": False, "lr": 0.002}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from visionsuite.backbones import create_backbone
-from visionsuite.summary import main, measure_forward_memory, summarize
+from visionsuite.tools.summary import main, measure_forward_memory, summarize
 
 
 @pytest.fixture(scope="module")

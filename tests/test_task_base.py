@@ -16,7 +16,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
-from visionsuite.cli import _print_result
+from visionsuite.cli.app import _print_result
 from visionsuite.data import FashionMNISTDataModule
 from visionsuite.errors import ConfigError
 from visionsuite.tasks import ClassificationTask

@@ -2,6 +2,6 @@
 
 import sys
 
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 
 sys.exit(main())

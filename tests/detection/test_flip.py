@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from visionsuite.data.geometry import mirror_boxes
-from visionsuite.detection.flip import merge_flipped
+from visionsuite.models.detection.flip import merge_flipped
 from visionsuite.tasks import DetectionTask
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from visionsuite.detection.metrics import detection_metrics, summarize
+from visionsuite.models.detection.metrics import detection_metrics, summarize
 
 
 def _tiny_case():

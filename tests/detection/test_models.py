@@ -13,10 +13,15 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import Conv2dNormActivation
 
 from visionsuite.data.cache import load_split
-from visionsuite.detection.metrics import detection_metrics
-from visionsuite.detection.models import HEADS, PreparedBatchTransform, build_detector, head_num_classes
-from visionsuite.detection.scenes import make_scenes
+from visionsuite.data.scenes import make_scenes
 from visionsuite.errors import ConfigError
+from visionsuite.models.detection.detector import (
+    HEADS,
+    PreparedBatchTransform,
+    build_detector,
+    head_num_classes,
+)
+from visionsuite.models.detection.metrics import detection_metrics
 
 SIZE = (64, 64)
 

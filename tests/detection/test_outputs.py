@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from visionsuite.data.detection_formats import read_coco
-from visionsuite.detection.coco_results import coco_results, write_coco_results
-from visionsuite.detection.pictures import draw_detections, wandb_boxes
+from visionsuite.outputs.coco_results import coco_results, write_coco_results
+from visionsuite.outputs.detection_pictures import draw_detections, wandb_boxes
 
 
 @pytest.fixture(scope="module")

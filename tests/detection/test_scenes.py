@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from visionsuite.data.cache import load_split
-from visionsuite.detection.scenes import make_scenes, tight_extents
+from visionsuite.data.scenes import make_scenes, tight_extents
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 from visionsuite.data.cache import load_split
-from visionsuite.detection.scenes import tight_extents
+from visionsuite.data.scenes import tight_extents
 from visionsuite.errors import ConfigError
 from visionsuite.tasks import DetectionTask
 
@@ -94,7 +94,7 @@ def test_predict_writes_coco_results_in_original_pixels(fcos_run: Path, data_roo
 
 
 def _stem(path: Path) -> str:
-    from visionsuite.callbacks.detection_writer import _file_stem
+    from visionsuite.outputs.detection_writer import _file_stem
 
     return _file_stem(str(path))
 

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from visionsuite.models.generative import denormalize
-from visionsuite.models.generative.pictures import (
+from visionsuite.models.generative.pixels import normalize, to_signed, to_unit
+from visionsuite.outputs.generative_pictures import (
     image_grid,
     interpolation_grid,
     latent_scatter,
@@ -16,7 +17,6 @@ from visionsuite.models.generative.pictures import (
     save_gif,
     save_png,
 )
-from visionsuite.models.generative.pixels import normalize, to_signed, to_unit
 
 
 def test_pixel_round_trips() -> None:

@@ -16,7 +16,7 @@ from lightning.pytorch import Trainer
 from PIL import Image
 
 from visionsuite.backbones import create_backbone
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 from visionsuite.data import FashionMNISTDataModule
 from visionsuite.models.generative import denormalize, negative_elbo, reparameterize
 from visionsuite.tasks import GANTask, VAETask

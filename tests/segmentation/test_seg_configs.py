@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_camvid import make_tiny_camvid
 
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 
 CONFIGS = sorted(str(p) for p in (Path(__file__).parents[2] / "configs" / "segmentation").glob("*.yaml"))
 

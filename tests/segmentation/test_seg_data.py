@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tiny_camvid import make_tiny_camvid
 
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 from visionsuite.data import CamVidDataModule, SegmentationFolderDataModule
 from visionsuite.data.errors import InvalidDatasetError
 

@@ -13,10 +13,10 @@ import yaml
 from PIL import Image
 from tiny_camvid import make_tiny_camvid
 
-from visionsuite.cli import main
-from visionsuite.ensemble import combine, member_probabilities
+from visionsuite.cli.app import main
 from visionsuite.models.segmentation.metrics import segmentation_metrics
-from visionsuite.trained import load_trained
+from visionsuite.runs.trained import load_trained
+from visionsuite.tools.ensemble import combine, member_probabilities
 
 TINY = Path(__file__).parents[1] / "configs" / "segmentation_tiny.yaml"
 MEMBERS = {  # two architectures: smp U-Net (Lite0 encoder) and the classic U-Net

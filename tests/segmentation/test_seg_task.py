@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from tiny_camvid import make_tiny_camvid
 
-from visionsuite.cli import main
-from visionsuite.errors import ConfigError
+from visionsuite.cli.app import main
 from visionsuite.data import CamVidDataModule
+from visionsuite.errors import ConfigError
 from visionsuite.tasks import SegmentationTask
 
 TINY = str(Path(__file__).parents[1] / "configs" / "segmentation_tiny.yaml")

@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from visionsuite.cli import main
-from visionsuite.ensemble import EnsembleError, combine, member_probabilities
+from visionsuite.cli.app import main
+from visionsuite.tools.ensemble import EnsembleError, combine, member_probabilities
 
 TINY = Path(__file__).parents[1] / "configs" / "lenet5_tiny.yaml"
 
@@ -48,7 +48,7 @@ def members(tmp_path_factory: pytest.TempPathFactory, data_root: Path, mirror: P
 
 
 def test_ensemble_cli_mean_equals_hand_computed_mean(members: list[tuple[Path, Path]], tmp_path: Path) -> None:
-    from visionsuite.trained import load_trained
+    from visionsuite.runs.trained import load_trained
 
     output = tmp_path / "table.md"
     args = ["ensemble", "--output", str(output)]
@@ -88,7 +88,7 @@ def test_ensemble_predict_writes_the_combined_classes(members: list[tuple[Path, 
 
     from PIL import Image
 
-    from visionsuite.trained import load_trained
+    from visionsuite.runs.trained import load_trained
 
     folder = tmp_path / "in"
     folder.mkdir()

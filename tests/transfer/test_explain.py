@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from visionsuite.backbones._base import Backbone
-from visionsuite.explain import ExplainError, first_conv_filters, grad_cam, saliency, stage_module
+from visionsuite.tools.explain import (
+    ExplainError,
+    first_conv_filters,
+    grad_cam,
+    saliency,
+    stage_module,
+)
 
 
 def _toy() -> Backbone:
@@ -53,7 +59,7 @@ def test_first_layer_filters_are_scaled_images() -> None:
 
 
 def test_activation_maps_rank_channels_by_activity() -> None:
-    from visionsuite.explain import activation_maps
+    from visionsuite.tools.explain import activation_maps
 
     net, x = _toy(), _images()
     maps = activation_maps(net, stage_module(net, "stage1"), x[:1], n=2)
@@ -70,12 +76,12 @@ def test_explanation_callback_logs_maps_of_fixed_validation_images(tmp_path, dat
     import numpy as np
     from PIL import Image
 
-    from visionsuite.cli import main
+    from visionsuite.cli.app import main
 
     config = str(Path(__file__).parents[1] / "configs" / "lenet5_tiny.yaml")
     base = ["fit", "--config", config, "--data.init_args.data_dir", str(data_root), "--trainer.default_root_dir",
             str(tmp_path), "--data.init_args.train_subset", "512", "--data.init_args.val_subset", "64",
-            "--test_after_fit", "false", "--trainer.callbacks+=visionsuite.callbacks.ExplanationFigures"]  # fmt: skip
+            "--test_after_fit", "false", "--trainer.callbacks+=visionsuite.outputs.ExplanationFigures"]  # fmt: skip
     assert main([*base, "--trainer.callbacks.stage", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown stage 'nope'; valid stages:" in err

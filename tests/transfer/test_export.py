@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from visionsuite.cli import main
-from visionsuite.export import Deployable, ExportError, export_model, run_exported
+from visionsuite.cli.app import main
+from visionsuite.tools.export import Deployable, ExportError, export_model, run_exported
 
 TINY = str(Path(__file__).parents[1] / "configs" / "lenet5_tiny.yaml")
 SMALL = ["--trainer.max_epochs", "1", "--data.init_args.train_subset", "512", "--data.init_args.val_subset", "128",
@@ -36,7 +36,7 @@ def _rows(path: Path) -> list[list[str]]:
 def test_export_matches_pytorch_and_predicts_the_same_csv(
     fmt: str, run: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from visionsuite.trained import load_trained
+    from visionsuite.runs.trained import load_trained
 
     ckpt = str(run / "checkpoints" / "last.ckpt")
     out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt")
@@ -63,7 +63,7 @@ def test_export_matches_pytorch_and_predicts_the_same_csv(
     lightning_csv = tmp_path / "predict.csv"
     predict = ["predict", "--config", TINY, "--ckpt_path", ckpt, "--data.init_args.data_dir", str(data_root),
                "--data.init_args.predict_dir", str(folder), "--trainer.default_root_dir", str(tmp_path / "p"),
-               "--trainer.callbacks+=visionsuite.callbacks.PredictionCSVWriter",
+               "--trainer.callbacks+=visionsuite.outputs.PredictionCSVWriter",
                "--trainer.callbacks.output", str(lightning_csv)]  # fmt: skip
     assert main(predict) == 0
     ours, theirs = _rows(exported_csv), _rows(lightning_csv)
@@ -79,7 +79,7 @@ _BLOCKED = """
 import sys
 for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "torchmetrics"):
     sys.modules[name] = None
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
 

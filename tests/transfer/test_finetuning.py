@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from stage_probe import StageProbe
+
 from visionsuite.backbones import create_backbone
-from visionsuite.cli import main
+from visionsuite.cli.app import main
 
 LR = 0.01
 
@@ -126,7 +126,10 @@ def test_top_stages_and_discriminative_rates_build_per_stage_groups() -> None:
 
 
 def test_weights_preprocessing_mismatch_names_both() -> None:
-    from visionsuite.backbones.preprocessing import preprocessing_mismatch, weights_preprocessing
+    from visionsuite.backbones.preprocessing import (
+        preprocessing_mismatch,
+        weights_preprocessing,
+    )
 
     lite0 = weights_preprocessing("efficientnet_lite0", "imagenet")
     assert lite0 is not None and lite0.size == (224, 224) and lite0.mean == lite0.std == (0.5, 0.5, 0.5)
@@ -143,7 +146,11 @@ def test_weights_preprocessing_mismatch_names_both() -> None:
 def test_grey_data_is_compared_with_the_weights_channel_averages() -> None:
     """Grey images fed to RGB weights (first conv summed over RGB) should be normalised with the
     averages of the weights' per-channel statistics: torchvision's ImageNet ones differ per channel."""
-    from visionsuite.backbones.preprocessing import channel_stats, preprocessing_mismatch, weights_preprocessing
+    from visionsuite.backbones.preprocessing import (
+        channel_stats,
+        preprocessing_mismatch,
+        weights_preprocessing,
+    )
 
     tv = weights_preprocessing("tv/resnet18", "DEFAULT")
     assert tv is not None
@@ -180,7 +187,9 @@ def test_fit_start_warns_in_one_line_and_adopts_the_weights_preprocessing(
     assert main([*args, "--model.init_args.adopt_weights_preprocessing", "true"]) == 0
     assert "weights 'imagenet'" not in capsys.readouterr().err
     assert StageProbe.seen[0]["image_shape"] == (4, 1, 224, 224)
-    from visionsuite.trained import load_trained  # a checkpoint used outside the fit is prepared alike
+    from visionsuite.runs.trained import (
+        load_trained,  # a checkpoint used outside the fit is prepared alike
+    )
 
     run = tmp_path / "latest"
     trained = load_trained(str(run / "config.yaml"), str(run / "checkpoints" / "last.ckpt"), data_overrides={"data_dir": str(data_root)})

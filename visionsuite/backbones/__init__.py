@@ -8,16 +8,22 @@ Detection necks: ``visionsuite.backbones.fpn.backbone_with_fpn`` (torchvision's 
 """
 
 from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._builder import create_encoder, load_pretrained
-from visionsuite.backbones.encoder import Encoder, NoEncoderError
+from visionsuite.backbones._builder import load_pretrained
 from visionsuite.backbones._registry import (
     UnknownBackboneError,
     create_backbone,
+    create_encoder,
     get_builder,
     list_backbones,
     register_backbone,
 )
-from visionsuite.backbones.weights import UnsafeWeightsError, WeightsMismatchError, load_weights, safe_load
+from visionsuite.backbones.encoder import Encoder, NoEncoderError
+from visionsuite.backbones.weights import (
+    UnsafeWeightsError,
+    WeightsMismatchError,
+    load_weights,
+    safe_load,
+)
 
 __all__ = [
     "Backbone",

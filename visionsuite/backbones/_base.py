@@ -13,13 +13,42 @@ followed by a classifier *head*. The chain gives, for free and identically in ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from visionsuite.backbones.encoder import Encoder, FeatureInfo, check_input_size, select_strides
+from visionsuite.backbones.encoder import (
+    Encoder,
+    FeatureInfo,
+    check_input_size,
+    select_strides,
+)
+from visionsuite.errors import VisionSuiteError
+
+
+class UnknownBackboneError(VisionSuiteError, ValueError):
+    """Raised for a backbone name that no family provides; the message lists valid names."""
+
+
+class BuilderTable(dict[str, Callable[..., nn.Module]]):
+    """One family's builders by name, filled by ``@BACKBONES.add("name")`` in the family module.
+
+    The registry reads each family's table on first use (``_registry._FAMILIES``), so a family
+    module never imports the registry: the dependency runs one way, registry → families.
+    """
+
+    def add(self, name: str | None = None) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+        """Decorator: file ``fn`` under ``name`` (default: its ``__name__``)."""
+
+        def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+            key = name or fn.__name__
+            if key in self:
+                raise ValueError(f"backbone {key!r} is registered twice")
+            self[key] = fn
+            return fn
+
+        return wrap
 
 
 class Backbone(nn.Module):

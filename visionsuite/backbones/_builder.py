@@ -4,7 +4,7 @@ Everything that differs between a weights file and the model asked for is settle
 for every family: the first convolution is adapted to ``in_chans``; a classifier of another size
 (or one the model does not have, ``num_classes=0``) is left out, re-initialised, and *reported*
 (a warning naming the keys, and the returned :class:`LoadReport`); every other key loads
-strictly. :func:`create_encoder` then selects the strides (``out_strides``).
+strictly. :func:`~visionsuite.backbones.create_encoder` then selects the strides (``out_strides``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from visionsuite.backbones.encoder import Encoder
-from visionsuite.backbones.weights import LoadReport, align_keys, load_weights, safe_load, strip_uniform_prefix
+from visionsuite.backbones.weights import (
+    LoadReport,
+    align_keys,
+    load_weights,
+    safe_load,
+    strip_uniform_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,31 +94,3 @@ def build_backbone(builder: Callable[..., nn.Module], weights: str | os.PathLike
     if weights is not None:
         load_pretrained(model, weights)
     return model
-
-
-def create_encoder(
-    name: str,
-    *,
-    out_strides: Iterable[int] | None = None,
-    in_chans: int = 3,
-    weights: str | os.PathLike[str] | None = None,
-    **options: Any,
-) -> Encoder:
-    """The encoder of backbone ``name``: features at ``out_strides`` (default: all), no classifier.
-
-    Built with ``num_classes=0`` so no classifier layer exists; a classification weights file
-    loads with its classifier dropped (reported). Encoder options (VGG's ``return_indices``) go
-    to ``Backbone.encoder``, the rest to the family. timm encoders are pruned after the deepest
-    stride. ``forward`` returns ``OrderedDict[f"stride{s}", Tensor]``; ``.out_channels`` and
-    ``.strides`` list each level.
-    """
-    from visionsuite.backbones._registry import create_backbone
-
-    encoder_options = {k: options.pop(k) for k in ("return_indices",) if k in options}
-    backbone = create_backbone(name, num_classes=0, in_chans=in_chans, weights=weights, **options)
-    encoder = backbone.encoder(out_strides, **encoder_options)
-    prune = getattr(encoder, "prune", None)
-    if callable(prune):
-        with torch.no_grad():
-            prune()
-    return encoder

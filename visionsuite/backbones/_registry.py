@@ -1,7 +1,11 @@
 """One registry for every backbone family.
 
-Each family module decorates its builders with :func:`register_backbone`; tasks and
-configs then ask for a network by name through :func:`create_backbone`.
+The registry knows its families from the table below and imports each on the first request;
+each family module lists its builders in its own ``BACKBONES`` table (a
+:class:`~visionsuite.backbones._base.BuilderTable`) and never imports this module, so the
+dependency runs one way: registry → families → ``_base``/``layers``. Tasks and configs ask for a
+network by name through :func:`create_backbone` (or :func:`create_encoder` for its feature maps);
+user code adds its own builders with :func:`register_backbone`.
 """
 
 from __future__ import annotations
@@ -10,42 +14,55 @@ import difflib
 import fnmatch
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
-from visionsuite.errors import ConfigError, VisionSuiteError
+from visionsuite.backbones._base import BuilderTable, UnknownBackboneError
+from visionsuite.backbones._builder import build_backbone
+from visionsuite.backbones.encoder import Encoder
+from visionsuite.backbones.weights import is_weights_file
+from visionsuite.errors import ConfigError
 
 BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
 
-_BACKBONES: dict[str, Callable[..., nn.Module]] = {}
-# Name prefixes whose builders resolve any model of an external library (``tv/``, ``timm/``).
-_PREFIX_RESOLVERS: dict[str, Callable[..., nn.Module]] = {}
+#: the course families, imported on the first request; each module's ``BACKBONES`` joins the registry.
+_FAMILIES: tuple[str, ...] = tuple(
+    f"visionsuite.backbones.{family}"
+    for family in ("alexnet", "googlenet", "lenet", "linear", "mlp", "mobilenet", "resnet", "vgg")
+)
 # Names and prefixes served by a module imported on first use, so that building ``lenet5``
 # never imports torchvision or timm (their import costs seconds, and timm imports torchvision).
+# Such a module's ``BACKBONES`` and ``PREFIXES`` (prefix → resolver) join the registry.
 _LAZY: dict[str, str] = {
     "tv/": "visionsuite.backbones.torchvision_adapter",
     "timm/": "visionsuite.backbones.timm_adapter",
     "efficientnet_lite0": "visionsuite.backbones.timm_adapter",
 }
 
+_BACKBONES = BuilderTable()
+# Name prefixes whose builders resolve any model of an external library (``tv/``, ``timm/``).
+_PREFIX_RESOLVERS: dict[str, Callable[..., nn.Module]] = {}
+_imported: set[str] = set()
 
-class UnknownBackboneError(VisionSuiteError, ValueError):
-    """Raised for a backbone name that no family provides; the message lists valid names."""
+__all__ = [
+    "UnknownBackboneError",
+    "create_backbone",
+    "create_encoder",
+    "get_builder",
+    "list_backbones",
+    "register_backbone",
+    "register_prefix",
+]
 
 
 def register_backbone(name: str | None = None) -> Callable[[BuilderT], BuilderT]:
-    """Register a builder ``fn(*, num_classes, in_chans, **options) -> Backbone`` under ``name``."""
-
-    def wrap(fn: BuilderT) -> BuilderT:
-        key = name or fn.__name__
-        if key in _BACKBONES:
-            raise ValueError(f"backbone {key!r} is registered twice")
-        _BACKBONES[key] = fn
-        return fn
-
-    return wrap
+    """Register a builder ``fn(*, num_classes, in_chans, **options) -> Backbone`` under ``name``
+    (for user code; the library's own families list theirs in their ``BACKBONES`` table)."""
+    _import_families()
+    return _BACKBONES.add(name)  # type: ignore[return-value]
 
 
 def register_prefix(prefix: str, resolver: Callable[..., nn.Module]) -> None:
@@ -64,7 +81,7 @@ def get_builder(name: str) -> Callable[..., nn.Module]:
     """The builder registered under ``name``; a clear error listing valid names otherwise."""
     _import_families()
     if name in _LAZY and name not in _BACKBONES:
-        importlib.import_module(_LAZY[name])
+        _import(_LAZY[name])
     if name in _BACKBONES:
         return _BACKBONES[name]
     raise UnknownBackboneError(_unknown_message(name))
@@ -83,9 +100,6 @@ def create_backbone(name: str, *, weights: str | None = None, **kwargs: Any) -> 
     builder = _resolve(name)
     if weights is None:
         return builder(**kwargs)
-    from visionsuite.backbones._builder import build_backbone
-    from visionsuite.backbones.weights import is_weights_file
-
     if is_weights_file(weights):
         return build_backbone(builder, weights, **kwargs)
     try:
@@ -102,7 +116,7 @@ def create_backbone(name: str, *, weights: str | None = None, **kwargs: Any) -> 
 def _resolve(name: str) -> Callable[..., nn.Module]:
     for prefix, module in _LAZY.items():
         if prefix.endswith("/") and name.startswith(prefix) and prefix not in _PREFIX_RESOLVERS:
-            importlib.import_module(module)
+            _import(module)
     for prefix, resolver in _PREFIX_RESOLVERS.items():
         if name.startswith(prefix):
             return functools.partial(resolver, name[len(prefix) :])
@@ -120,6 +134,44 @@ def _unknown_message(name: str) -> str:
     )
 
 
+def create_encoder(
+    name: str,
+    *,
+    out_strides: Iterable[int] | None = None,
+    in_chans: int = 3,
+    weights: str | None = None,
+    **options: Any,
+) -> Encoder:
+    """The encoder of backbone ``name``: features at ``out_strides`` (default: all), no classifier.
+
+    Built with ``num_classes=0`` so no classifier layer exists; a classification weights file
+    loads with its classifier dropped (reported). Encoder options (VGG's ``return_indices``) go
+    to ``Backbone.encoder``, the rest to the family. timm encoders are pruned after the deepest
+    stride. ``forward`` returns ``OrderedDict[f"stride{s}", Tensor]``; ``.out_channels`` and
+    ``.strides`` list each level.
+    """
+    encoder_options = {k: options.pop(k) for k in ("return_indices",) if k in options}
+    backbone = create_backbone(name, num_classes=0, in_chans=in_chans, weights=weights, **options)
+    encoder = backbone.encoder(out_strides, **encoder_options)
+    prune = getattr(encoder, "prune", None)
+    if callable(prune):
+        with torch.no_grad():
+            prune()
+    return encoder
+
+
+def _import(module_name: str) -> None:
+    """Import a family module once and file its ``BACKBONES`` and ``PREFIXES``."""
+    if module_name in _imported:
+        return
+    module = importlib.import_module(module_name)
+    _imported.add(module_name)
+    for key, builder in getattr(module, "BACKBONES", {}).items():
+        _BACKBONES.add(key)(builder)
+    _PREFIX_RESOLVERS.update(getattr(module, "PREFIXES", {}))
+
+
 def _import_families() -> None:
-    """Import the family modules so their decorators have run (idempotent)."""
-    from visionsuite.backbones import _families  # noqa: F401
+    """Import the course family modules so their builders are filed (idempotent)."""
+    for module_name in _FAMILIES:
+        _import(module_name)

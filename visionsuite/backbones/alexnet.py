@@ -20,8 +20,7 @@ from functools import partial
 
 from torch import nn
 
-from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable, FeatureInfo
 from visionsuite.backbones.layers import (
     ClassifierHead,
     activation_factory,
@@ -32,6 +31,9 @@ from visionsuite.backbones.layers import (
     response_norm,
     smallest_input,
 )
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 #: (kernel, stride, padding) of every layer that changes the spatial size, in order.
 _GEOMETRY = [(11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)]
@@ -79,7 +81,7 @@ class AlexNet(Backbone):
         init_weights(self, init)  # "default" keeps PyTorch's initialisation, as torchvision does
 
 
-@register_backbone("alexnet")
+@BACKBONES.add("alexnet")
 def alexnet(*, num_classes: int = 1000, in_chans: int = 3, **options) -> AlexNet:
     """The course's single-tower AlexNet (62,378,344 parameters for 1000 classes)."""
     return build_with_options(AlexNet, {"num_classes": num_classes, "in_chans": in_chans, **options})

@@ -12,9 +12,13 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from torch import Tensor, nn
-from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
+from torchvision.ops.feature_pyramid_network import (
+    FeaturePyramidNetwork,
+    LastLevelMaxPool,
+    LastLevelP6P7,
+)
 
-from visionsuite.backbones._builder import create_encoder
+from visionsuite.backbones._registry import create_encoder
 from visionsuite.backbones.encoder import Encoder
 from visionsuite.errors import ConfigError
 

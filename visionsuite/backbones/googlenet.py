@@ -31,8 +31,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable, FeatureInfo
 from visionsuite.backbones.layers import (
     ClassifierHead,
     GridAvgPool,
@@ -43,6 +42,9 @@ from visionsuite.backbones.layers import (
     init_weights,
     smallest_input,
 )
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 #: in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj (the paper's Table 1).
 INCEPTIONS: dict[str, tuple[int, ...]] = {
@@ -204,7 +206,7 @@ def _init_truncated_normal(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@register_backbone("googlenet")
+@BACKBONES.add("googlenet")
 def googlenet(*, num_classes: int = 1000, in_chans: int = 3, **options) -> GoogLeNet:
     """Inception v1; ``layout="paper"`` for the original, ``aux_logits=True`` for the side heads."""
     return build_with_options(GoogLeNet, {"num_classes": num_classes, "in_chans": in_chans, **options})

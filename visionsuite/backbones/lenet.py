@@ -10,8 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable, FeatureInfo
 from visionsuite.backbones.layers import (
     ClassifierHead,
     activation_factory,
@@ -22,6 +21,9 @@ from visionsuite.backbones.layers import (
     make_pool,
     smallest_input,
 )
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 
 class LeNet(Backbone):
@@ -75,14 +77,14 @@ class LeNet(Backbone):
         init_weights(self, init)
 
 
-@register_backbone("lenet1")
+@BACKBONES.add("lenet1")
 def lenet1(*, num_classes: int = 10, in_chans: int = 1, **options: Any) -> LeNet:
     """LeNet-1: 4 then 12 filters (5x5 valid), average pooling, tanh, linear classifier."""
     fixed = {"filters": (4, 12), "fc": (), "first_padding": 0}
     return build_with_options(LeNet, options, num_classes=num_classes, in_chans=in_chans, **fixed)
 
 
-@register_backbone("lenet5")
+@BACKBONES.add("lenet5")
 def lenet5(*, num_classes: int = 10, in_chans: int = 1, **options: Any) -> LeNet:
     """LeNet-5: 6 then 16 filters, FC 120-84-classes."""
     fixed = {"filters": (6, 16), "fc": (120, 84), "first_padding": 2}

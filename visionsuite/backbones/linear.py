@@ -6,9 +6,11 @@ from typing import Any
 
 from torch import nn
 
-from visionsuite.backbones._base import Backbone
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable
 from visionsuite.backbones.layers import build_with_options
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 
 def flatten_pixels(model: Backbone, in_chans: int, input_size: int | tuple[int, int]) -> int:
@@ -36,7 +38,7 @@ class LinearClassifier(Backbone):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
-@register_backbone("linear")
+@BACKBONES.add("linear")
 def linear(*, num_classes: int = 10, in_chans: int = 3, **options: Any) -> LinearClassifier:
     """Logistic regression on ``in_chans x input_size x input_size`` pixels (option ``input_size``)."""
     return build_with_options(LinearClassifier, options, num_classes=num_classes, in_chans=in_chans)

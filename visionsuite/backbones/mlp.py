@@ -11,11 +11,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from visionsuite.backbones._base import Backbone
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable
 from visionsuite.backbones.layers import build_with_options, make_activation
 from visionsuite.backbones.linear import flatten_pixels
 from visionsuite.errors import ConfigError
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 
 class _SkipHead(nn.Module):
@@ -77,7 +79,7 @@ class MLPClassifier(Backbone):
             super().reset_classifier(num_classes)
 
 
-@register_backbone("mlp")
+@BACKBONES.add("mlp")
 def mlp(*, num_classes: int = 10, in_chans: int = 3, **options: Any) -> MLPClassifier:
     """The course's MLP: ``hidden`` sigmoid units plus a linear skip layer (options: ``input_size``,
     ``hidden``, ``activation``, ``dropout``, ``skip``)."""

@@ -23,8 +23,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable, FeatureInfo
 from visionsuite.backbones.layers import (
     ClassifierHead,
     GridAvgPool,
@@ -35,6 +34,9 @@ from visionsuite.backbones.layers import (
     he_init,
     init_weights,
 )
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -211,20 +213,20 @@ class MobileNet(Backbone):
         ]
 
 
-@register_backbone("mobilenet_v2")
+@BACKBONES.add("mobilenet_v2")
 def mobilenet_v2(*, num_classes: int = 1000, in_chans: int = 3, **options) -> MobileNet:
     """MobileNetV2 (ReLU6, 1280-channel last conv); ``width_mult`` scales every width."""
     return build_with_options(MobileNet, {"num_classes": num_classes, "in_chans": in_chans, **options}, version="v2")
 
 
-@register_backbone("mobilenet_v3_small")
+@BACKBONES.add("mobilenet_v3_small")
 def mobilenet_v3_small(*, num_classes: int = 1000, in_chans: int = 3, **options) -> MobileNet:
     """MobileNetV3-Small (SE, hard-swish, 576-channel last conv, 1024-wide head layer)."""
     options = {"num_classes": num_classes, "in_chans": in_chans, **options}
     return build_with_options(MobileNet, options, version="v3_small")
 
 
-@register_backbone("mobilenet_v3_large")
+@BACKBONES.add("mobilenet_v3_large")
 def mobilenet_v3_large(*, num_classes: int = 1000, in_chans: int = 3, **options) -> MobileNet:
     """MobileNetV3-Large (960-channel last conv, 1280-wide head layer)."""
     options = {"num_classes": num_classes, "in_chans": in_chans, **options}

@@ -24,8 +24,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable, FeatureInfo
 from visionsuite.backbones.layers import (
     ClassifierHead,
     activation_factory,
@@ -37,6 +36,9 @@ from visionsuite.backbones.layers import (
     make_norm,
     make_pool,
 )
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 STEMS = ("imagenet", "cifar")
 
@@ -218,7 +220,7 @@ def _register(depth: int, stem: str) -> None:
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"ResNet-{depth} with the {stem} stem (see ``visionsuite.backbones.resnet``)."
-    register_backbone(name)(builder)
+    BACKBONES.add(name)(builder)
 
 
 for _depth in DEPTHS:

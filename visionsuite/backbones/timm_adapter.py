@@ -24,10 +24,9 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from visionsuite.backbones._base import FeatureInfo
+from visionsuite.backbones._base import BuilderTable, FeatureInfo
 from visionsuite.backbones._builder import load_pretrained
 from visionsuite.backbones.encoder import Encoder, check_input_size
-from visionsuite.backbones._registry import register_backbone, register_prefix
 from visionsuite.backbones.torchvision_adapter import ExternalBackbone, unknown_external
 from visionsuite.backbones.weights import (
     WeightsUnavailableError,
@@ -37,6 +36,9 @@ from visionsuite.backbones.weights import (
     safe_load,
     unavailable,
 )
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 #: ``weights=`` values meaning "timm's default pretrained weights".
 _PRETRAINED_ALIASES = ("imagenet", "DEFAULT", "default", "pretrained")
@@ -311,7 +313,7 @@ def create_timm(
     return TimmBackbone(name, model, in_chans=in_chans)
 
 
-@register_backbone("efficientnet_lite0")
+@BACKBONES.add("efficientnet_lite0")
 def efficientnet_lite0(
     *, num_classes: int = 1000, in_chans: int = 3, weights: object = None, pretrained: bool = False, **options: Any
 ) -> TimmBackbone:
@@ -326,4 +328,5 @@ def efficientnet_lite0(
     return TimmBackbone("tf_efficientnet_lite0", model, in_chans=in_chans, label="efficientnet_lite0")
 
 
-register_prefix("timm/", create_timm)
+#: name prefixes this module resolves (``timm/<any timm model>``); the registry reads it.
+PREFIXES = {"timm/": create_timm}

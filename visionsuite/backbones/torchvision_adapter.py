@@ -24,8 +24,12 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from visionsuite.backbones._base import Backbone, FeatureInfo, _global_pool
-from visionsuite.backbones._registry import UnknownBackboneError, register_prefix
+from visionsuite.backbones._base import (
+    Backbone,
+    FeatureInfo,
+    UnknownBackboneError,
+    _global_pool,
+)
 from visionsuite.backbones.layers import GridAvgPool
 from visionsuite.backbones.weights import unavailable
 
@@ -325,4 +329,5 @@ def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
         model.transform_input = False  # its per-channel ImageNet re-normalisation assumes RGB
 
 
-register_prefix("tv/", create_torchvision)
+#: name prefixes this module resolves (``tv/<any torchvision model>``); the registry reads it.
+PREFIXES = {"tv/": create_torchvision}

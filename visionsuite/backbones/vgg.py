@@ -25,8 +25,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from visionsuite.backbones._base import Backbone, FeatureInfo
-from visionsuite.backbones._registry import register_backbone
+from visionsuite.backbones._base import Backbone, BuilderTable, FeatureInfo
 from visionsuite.backbones.encoder import Encoder, check_input_size
 from visionsuite.backbones.layers import (
     ClassifierHead,
@@ -39,6 +38,9 @@ from visionsuite.backbones.layers import (
     make_pool,
 )
 from visionsuite.errors import ConfigError
+
+#: this family's builders by name; the registry reads it on first use (``_registry._FAMILIES``).
+BACKBONES = BuilderTable()
 
 #: convolutions per block for each depth (configurations A, B, D, E of the paper's Table 1).
 DEPTHS: dict[int, tuple[int, ...]] = {
@@ -161,7 +163,7 @@ def _register(depth: int, bn: bool, variant: str) -> None:
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"VGG-{depth}{' with batch norm' if bn else ''}, {variant} form (see the module docstring)."
-    register_backbone(name)(builder)
+    BACKBONES.add(name)(builder)
 
 
 for _depth in DEPTHS:

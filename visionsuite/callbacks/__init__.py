@@ -1,12 +1,20 @@
-"""Lightning callbacks shared by the tasks: checkpoints, divergence guard, prediction CSVs, images, metric files."""
+"""Lightning callbacks that steer a run: its checkpoints and its divergence guard.
+
+Callbacks that write files or figures (prediction CSVs, masks, boxes, sample grids, metric
+files) live in :mod:`visionsuite.outputs`. Their old paths here
+(``visionsuite.callbacks.PredictionCSVWriter`` …) still import, for one release.
+"""
 
 from visionsuite.callbacks.checkpointing import checkpoint_callbacks
 from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
-from visionsuite.callbacks.explanations import ExplanationFigures
-from visionsuite.callbacks.images import FigureLogger, MaskOverlay
-from visionsuite.callbacks.metrics_file import MetricsFileWriter
-from visionsuite.callbacks.mask_writer import SegmentationMaskWriter
-from visionsuite.callbacks.prediction_writer import PredictionCSVWriter
+from visionsuite.outputs import (  # re-exported for one release; use visionsuite.outputs
+    ExplanationFigures,
+    FigureLogger,
+    MaskOverlay,
+    MetricsFileWriter,
+    PredictionCSVWriter,
+    SegmentationMaskWriter,
+)
 
 __all__ = [
     "DivergenceError",

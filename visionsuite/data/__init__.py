@@ -23,7 +23,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         VOCDetectionDataModule,
         YOLODetectionDataModule,
     )
-    from .errors import DataError, DatasetNotFoundError, InvalidDatasetError, UnsafeArchiveError
+    from .errors import (
+        DataError,
+        DatasetNotFoundError,
+        InvalidDatasetError,
+        UnsafeArchiveError,
+    )
     from .image_folder import ImageFolderDataModule
     from .mnist import FashionMNISTDataModule, MNISTDataModule
     from .segmentation import SegmentationFolderDataModule

@@ -24,11 +24,11 @@ from typing import ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
-from visionsuite.validation import check_arguments
+from visionsuite.core.options import check_arguments
 
 from . import augment as aug
 from .batch import BBOX_XYXY, IMAGE, MASK, Batch

@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    Sampler,
+    SequentialSampler,
+)
 
 from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, LABEL, MASK, PATH, Batch
 

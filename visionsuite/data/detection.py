@@ -267,7 +267,7 @@ class VOCDetectionDataModule(DetectionDataModule):
 
 
 class FashionMNISTScenesDataModule(_PredictFolderInSourcePixels, DenseTargetDataModule):
-    """Fashion-MNIST items composited onto larger black canvases (:mod:`visionsuite.detection.scenes`).
+    """Fashion-MNIST items composited onto larger black canvases (:mod:`visionsuite.data.scenes`).
 
     Training scenes use items of the training split (validation scenes are held out of them),
     test scenes items of the test split. The scenes are built once per setting and cached.
@@ -322,7 +322,7 @@ class FashionMNISTScenesDataModule(_PredictFolderInSourcePixels, DenseTargetData
         return self.dataset_dir / name
 
     def _decode(self, splits: list[str]) -> dict[str, DecodedSplit]:
-        from visionsuite.detection.scenes import make_scenes
+        from visionsuite.data.scenes import make_scenes
 
         from .mnist import FashionMNISTDataModule
 

@@ -27,8 +27,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .cache import DecodedSplit
-from .geometry import fit_sample
 from .errors import DatasetNotFoundError, InvalidDatasetError
+from .geometry import fit_sample
 
 #: file extensions treated as images (torchvision's list).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

@@ -34,7 +34,13 @@ from .dense import DenseTargetDataModule, Sample
 from .errors import InvalidDatasetError
 from .geometry import fit_sample
 from .image_folder import IMAGENET_MEAN, IMAGENET_STD
-from .images import IMG_EXTENSIONS, list_image_files, load_image, open_regular_file, skipped_message
+from .images import (
+    IMG_EXTENSIONS,
+    list_image_files,
+    load_image,
+    open_regular_file,
+    skipped_message,
+)
 
 #: the splits a paired-folder dataset may store; a missing ``val``/``test`` is held out of ``train``.
 SPLITS = ("train", "val", "test")

@@ -22,13 +22,28 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
-from visionsuite.callbacks import DivergenceGuard, MetricsFileWriter, checkpoint_callbacks
+from visionsuite.callbacks import DivergenceGuard, checkpoint_callbacks
+from visionsuite.core.options import check_arguments
 from visionsuite.errors import ConfigError
-from visionsuite.tasks.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, param_groups
-from visionsuite.validation import check_arguments
+from visionsuite.outputs import MetricsFileWriter
+from visionsuite.tasks.optim import (
+    OptimizerName,
+    SchedulerName,
+    build_optimizer,
+    build_scheduler,
+    param_groups,
+)
 
 #: the stages whose metrics the base keeps; also the prefixes of their logged keys.
 STAGES = ("train", "val", "test")
+
+
+def class_names_of(datamodule: Any, num_classes: int | None) -> list[str]:
+    """``datamodule.class_names`` as strings, else ``class0`` … from ``num_classes`` (else empty)."""
+    names = getattr(datamodule, "class_names", None)
+    if names:
+        return [str(n) for n in names]
+    return [f"class{i}" for i in range(int(num_classes or 0))]
 
 
 class StepOutput(NamedTuple):
@@ -65,7 +80,7 @@ class BaseTask(LightningModule, ABC):
     target_key: str | None = None
     #: hyperparameters that change how a trained network is evaluated or stored, not what it
     #: learnt: ``test``/``predict`` (and a resumed ``fit``) may set them to other values than the
-    #: checkpoint's; any other difference is refused (``visionsuite.cli.prepare_run``).
+    #: checkpoint's; any other difference is refused (``visionsuite.cli.app.prepare_run``).
     evaluation_options: frozenset[str] = frozenset({"channels_last"})
 
     def __init__(
@@ -188,10 +203,33 @@ class BaseTask(LightningModule, ABC):
             return self.headline_metric
         return None if self.monitor is None else "test/" + self.monitor.split("/", 1)[-1]
 
+    # -- the data module ----------------------------------------------------------------------
+    @property
+    def datamodule(self) -> Any | None:
+        """The trainer's data module; ``None`` outside a Trainer (a task built alone, in a tool)."""
+        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+
+    def class_names(self) -> list[str]:
+        """The data module's class names, else ``class0`` … ``class{n-1}`` from ``num_classes``
+        (empty for a task without classes): the one fallback every table, legend and CSV uses."""
+        return class_names_of(self.datamodule, self.hparams.get("num_classes"))
+
+    def display_pixels(self, images: Tensor) -> Tensor:
+        """Normalised batch images → [0, 1] pixels for pictures: the data module's normalisation
+        undone (none when it does not normalise), clamped. The one denormalisation of the tasks."""
+        dm = self.datamodule
+        mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
+        if dm is None or not getattr(dm, "normalize", True) or not mean or not std:
+            return images.clamp(0.0, 1.0)
+        view = (1, -1, 1, 1)
+        mean_t = torch.as_tensor(mean, device=images.device, dtype=images.dtype).view(view)
+        std_t = torch.as_tensor(std, device=images.device, dtype=images.dtype).view(view)
+        return (images * std_t + mean_t).clamp(0.0, 1.0)
+
     # -- data/model agreement ------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         """Refuse data whose class or channel count disagrees with the model, in one line."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = self.datamodule
         data_classes = getattr(datamodule, "num_classes", None)
         classes = self.expected_data_classes()
         if None not in (data_classes, classes) and stage != "predict" and data_classes != classes:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from lightning.pytorch import Callback
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
-
 from visionsuite.backbones import create_backbone
-from visionsuite.callbacks import FigureLogger, PredictionCSVWriter
+from visionsuite.outputs import FigureLogger, PredictionCSVWriter
 from visionsuite.tasks.base import BaseTask, StepOutput
 from visionsuite.tasks.finetuning import FineTuneSchedule, Regime
 
@@ -112,7 +111,7 @@ class ClassificationTask(BaseTask):
         """The base checks, then the weights' preprocessing (:meth:`align_datamodule`): in every
         stage, so ``visionsuite test``/``predict`` of a checkpoint prepares images as its fit did."""
         super().setup(stage)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = self.datamodule
         if dm is not None:
             self.align_datamodule(dm)
 
@@ -122,8 +121,12 @@ class ClassificationTask(BaseTask):
         size where the data module resizes its batches on the device: CIFAR-10, (Fashion-)MNIST).
         ``weights``: the weights' name when ``hparams.weights`` no longer holds it (a checkpoint
         loaded outside the Trainer). Idempotent; the warning is printed once per task."""
-        from visionsuite.backbones.preprocessing import channel_stats, preprocessing_mismatch, weights_preprocessing
-        from visionsuite.run_config import warn
+        from visionsuite.backbones.preprocessing import (
+            channel_stats,
+            preprocessing_mismatch,
+            weights_preprocessing,
+        )
+        from visionsuite.core.notes import warn
 
         weights = self.hparams.weights if weights is None else weights
         expected = weights_preprocessing(self.hparams.backbone, weights, self.model)
@@ -198,15 +201,14 @@ class ClassificationTask(BaseTask):
         """After test: a grid of the first test images with ``pred (truth)``, and the confusion matrix."""
         if stage != "test":
             return {}
-        from visionsuite import figures  # matplotlib only when drawing
+        from visionsuite.outputs import figures  # matplotlib only when drawing
 
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        names = list(getattr(dm, "class_names", None) or range(self.hparams.num_classes))
+        names = self.class_names()
         pictures: dict[str, Any] = {}
         if "test" in self.first_batches:
             batch, out = self.first_batches["test"]
             k = self.hparams.num_sample_images
-            images = figures.denormalize(batch["image"][:k], getattr(dm, "mean", None), getattr(dm, "std", None))
+            images = self.display_pixels(batch["image"][:k])
             pictures["test/samples"] = figures.sample_grid(images, batch["label"][:k], out.preds[:k].argmax(1), names)
         confusion = self.stage_results.get("test", {}).get("test/confusion_matrix")
         if confusion is not None:

@@ -2,7 +2,7 @@
 backbone of the library under an FPN, the heads' own losses, COCO-style mAP.
 
 The data module resizes and normalises, so the detector's own transform is a pass-through
-(:mod:`visionsuite.detection.models`); boxes arrive as ``bbox_xyxy``/``bbox_label`` lists in
+(:mod:`visionsuite.models.detection.detector`); boxes arrive as ``bbox_xyxy``/``bbox_label`` lists in
 batch pixels, and the task turns them into per-image targets once per batch.
 """
 
@@ -17,15 +17,19 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visionsuite.backbones.fpn import ExtraBlock, backbone_with_fpn
-from visionsuite.callbacks import FigureLogger
-from visionsuite.callbacks.detection_writer import DetectionPredictionWriter
-from visionsuite.callbacks.images import AnnotatedImage
 from visionsuite.data.batch import BBOX_LABEL, BBOX_XYXY, IMAGE
-from visionsuite.detection.flip import merge_flipped
-from visionsuite.detection.metrics import detection_metrics, summarize
-from visionsuite.detection.models import LABEL_OFFSET, build_detector, head_num_classes
-from visionsuite.detection.pictures import draw_detections, wandb_boxes
 from visionsuite.errors import ConfigError
+from visionsuite.models.detection.detector import (
+    LABEL_OFFSET,
+    build_detector,
+    head_num_classes,
+)
+from visionsuite.models.detection.flip import merge_flipped
+from visionsuite.models.detection.metrics import detection_metrics, summarize
+from visionsuite.outputs import FigureLogger
+from visionsuite.outputs.detection_pictures import draw_detections, wandb_boxes
+from visionsuite.outputs.detection_writer import DetectionPredictionWriter
+from visionsuite.outputs.images import AnnotatedImage
 from visionsuite.tasks.base import BaseTask, StepOutput
 
 Targets = list[dict[str, Tensor]]
@@ -93,7 +97,7 @@ class DetectionTask(BaseTask):
             head_options: extra keyword arguments of the torchvision detector.
             num_sample_images: validation images drawn with predicted and true boxes.
             test_time_flip: at test and predict, detect on each image and on its mirror image and
-                fuse the two sets box by box (:mod:`visionsuite.detection.flip`): two forward
+                fuse the two sets box by box (:mod:`visionsuite.models.detection.flip`): two forward
                 passes per image. Validation, which selects the checkpoint, keeps one pass.
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
@@ -132,7 +136,7 @@ class DetectionTask(BaseTask):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = self.datamodule
         size = getattr(datamodule, "image_size", None)
         if size is not None and tuple(size) != self.image_hw:
             raise ConfigError(
@@ -189,11 +193,6 @@ class DetectionTask(BaseTask):
         if stage == "test" and self._trainer is not None and self.trainer.is_global_zero:
             self.write_per_class_table(Path(self.trainer.default_root_dir) / "per_class_ap.md", raw)
 
-    def class_names(self) -> list[str]:
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        names = getattr(dm, "class_names", None)
-        return list(names) if names else [str(i) for i in range(self.hparams.num_classes)]
-
     def write_per_class_table(self, path: Path, results: dict[str, Tensor]) -> Path:
         """A Markdown table of AP@[.5:.95] per class (classes without test boxes marked ``-``)."""
         names = self.class_names()
@@ -213,13 +212,7 @@ class DetectionTask(BaseTask):
     # -- pictures and predictions ----------------------------------------------------------
     def display_images(self, images: Tensor) -> Tensor:
         """Normalised batch images → uint8 [B, C, H, W] as the data module stored them."""
-        from visionsuite import figures
-
-        dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None or not getattr(dm, "normalize", True):
-            return (images.clamp(0, 1) * 255).round().to(torch.uint8)
-        shown = figures.denormalize(images, getattr(dm, "mean", None), getattr(dm, "std", None))
-        return (shown.clamp(0, 1) * 255).round().to(torch.uint8)
+        return (self.display_pixels(images) * 255).round().to(torch.uint8)
 
     def figures(self, stage: str) -> dict[str, Any]:
         """The first images of ``stage``'s first batch: predictions (left) beside the truth (right),

@@ -19,11 +19,23 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from visionsuite.errors import ConfigError
-from visionsuite.models.generative import DCGANDiscriminator, DCGANGenerator, DiscriminatorWinsDetector
-from visionsuite.models.generative import InceptionFeatures, build_sample_metrics, classifier_features
-from visionsuite.models.generative import compute_sample_metrics, discriminator_loss, generator_loss
-from visionsuite.models.generative import gradient_penalty, make_ema, pictures, to_signed, to_unit
+from visionsuite.models.generative import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    DiscriminatorWinsDetector,
+    InceptionFeatures,
+    build_sample_metrics,
+    classifier_features,
+    compute_sample_metrics,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    make_ema,
+    to_signed,
+    to_unit,
+)
 from visionsuite.models.generative.gan_losses import GAN_LOSSES
+from visionsuite.outputs import generative_pictures as pictures
 from visionsuite.tasks.base import StepOutput
 from visionsuite.tasks.generative import EVAL_SEED, GenerativeTask, _Eval, as_figure
 from visionsuite.tasks.optim import OptimizerName
@@ -194,7 +206,7 @@ class GANTask(GenerativeTask):
         hp = self.hparams
         extractors = []
         if hp.fid_classifier_ckpt:
-            dm = getattr(self.trainer, "datamodule", None)
+            dm = self.datamodule
             if dm is None or not getattr(dm, "mean", None):
                 raise ConfigError("fid_classifier_ckpt needs a data module with mean/std (the classifier's normalisation)")
             name = hp.fid_features_name or f"{hp.fid_backbone}_{dm.dataset_name}"

@@ -16,13 +16,25 @@ from lightning.pytorch import Callback
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visionsuite.callbacks import FigureLogger
 from visionsuite.errors import ConfigError
-from visionsuite.models.generative import ConvAutoencoder, ConvVAE, MLPVAE, VAEOutput, corrupt, denormalize
-from visionsuite.models.generative import kl_weight, negative_elbo, reparameterize, vae_loss
-from visionsuite.models.generative import pictures
-from visionsuite.models.generative.metrics import reconstruction_metrics, update_reconstruction
+from visionsuite.models.generative import (
+    MLPVAE,
+    ConvAutoencoder,
+    ConvVAE,
+    VAEOutput,
+    corrupt,
+    kl_weight,
+    negative_elbo,
+    reparameterize,
+    vae_loss,
+)
+from visionsuite.models.generative.metrics import (
+    reconstruction_metrics,
+    update_reconstruction,
+)
 from visionsuite.models.generative.noise import check_noise
+from visionsuite.outputs import FigureLogger
+from visionsuite.outputs import generative_pictures as pictures
 from visionsuite.tasks.base import BaseTask, StepOutput
 
 #: seed of the generator that draws evaluation noise (VAE posterior samples, GAN latents), reset at
@@ -39,10 +51,7 @@ class GenerativeTask(BaseTask):
 
     def pixels(self, images: Tensor) -> Tensor:
         """The batch's images as [0, 1] pixels (the data module's normalisation undone)."""
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is not None and getattr(dm, "normalize", True) and getattr(dm, "mean", None):
-            return denormalize(images, dm.mean, dm.std)
-        return images.clamp(0.0, 1.0)
+        return self.display_pixels(images)
 
     def on_validation_epoch_start(self) -> None:
         self.eval_generator = torch.Generator(device=self.device).manual_seed(EVAL_SEED)
@@ -57,13 +66,9 @@ class GenerativeTask(BaseTask):
     def default_callbacks(self) -> list[Callback]:
         return [*super().default_callbacks(), FigureLogger()]
 
-    def class_names(self) -> list[str] | None:
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        return list(getattr(dm, "class_names", None) or []) or None
-
 
 def as_figure(image: Tensor) -> Tensor:
-    """A uint8 picture of :mod:`~visionsuite.models.generative.pictures` → the [0, 1] float the
+    """A uint8 picture of :mod:`~visionsuite.outputs.generative_pictures` → the [0, 1] float the
     figure logger takes."""
     return image.float() / 255.0
 
@@ -319,6 +324,6 @@ class VAETask(GenerativeTask):
                 if self._latents:
                     z = torch.cat([m for m, _ in self._latents])[: self.hparams.scatter_points]
                     y = torch.cat([lab for _, lab in self._latents])[: len(z)]
-                    figs[f"{stage}/latent_scatter"] = as_figure(pictures.latent_scatter(z, y, self.class_names()))
+                    figs[f"{stage}/latent_scatter"] = as_figure(pictures.latent_scatter(z, y, self.class_names() or None))
         return figs
 

@@ -14,7 +14,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visionsuite.callbacks import FigureLogger, MaskOverlay, SegmentationMaskWriter
 from visionsuite.errors import ConfigError
 from visionsuite.models.segmentation import (
     build_loss,
@@ -23,6 +22,7 @@ from visionsuite.models.segmentation import (
     median_frequency_weights,
     segmentation_metrics,
 )
+from visionsuite.outputs import FigureLogger, MaskOverlay, SegmentationMaskWriter
 from visionsuite.tasks.base import BaseTask, StepOutput
 from visionsuite.tasks.optim import param_groups
 
@@ -141,7 +141,7 @@ class SegmentationTask(BaseTask):
     def setup(self, stage: str) -> None:
         """Check the data's void value; compute median-frequency weights from its training masks."""
         super().setup(stage)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = self.datamodule
         data_ignore = getattr(dm, "ignore_index", None)
         if data_ignore is not None and stage != "predict" and data_ignore != self.hparams.ignore_index:
             raise ConfigError(
@@ -190,20 +190,13 @@ class SegmentationTask(BaseTask):
         return {"paths": list(batch["path"]), "logits": logits.float().cpu()}
 
     # -- what people look at ----------------------------------------------------------------------
-    def _datamodule(self) -> Any:
-        return self.trainer.datamodule if self._trainer is not None else None
-
-    def class_names(self) -> list[str]:
-        names = getattr(self._datamodule(), "class_names", None)
-        return list(names) if names else [f"class{i}" for i in range(self.hparams.num_classes)]
-
     def palette(self) -> list[list[int]]:
         """Class colours: the config's, else the data module's."""
         if self.hparams.palette is not None:
             return [list(c) for c in self.hparams.palette]
         from visionsuite.data.segmentation import default_palette
 
-        return list(getattr(self._datamodule(), "palette", None) or default_palette(self.hparams.num_classes))
+        return list(getattr(self.datamodule, "palette", None) or default_palette(self.hparams.num_classes))
 
     def figures(self, stage: str) -> dict[str, Any]:
         """Mask overlays (image | truth | prediction) of the first ``num_overlay_images`` of the
@@ -212,13 +205,7 @@ class SegmentationTask(BaseTask):
             return {}
         batch, out = self.first_batches[stage]
         k = self.hparams.num_overlay_images
-        dm = self._datamodule()
-        mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
-        images = batch["image"][:k].detach().float()
-        if mean is not None and std is not None and getattr(dm, "normalize", True):
-            m = torch.as_tensor(mean, device=images.device).view(1, -1, 1, 1)
-            s = torch.as_tensor(std, device=images.device).view(1, -1, 1, 1)
-            images = images * s + m
+        images = self.display_pixels(batch["image"][:k].detach().float())
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
         overlay = MaskOverlay(

@@ -7,11 +7,29 @@ module stays normalised and :mod:`.pixels` converts (see its docstring for why).
 """
 
 from visionsuite.models.generative.autoencoder import ConvAutoencoder
-from visionsuite.models.generative.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
-from visionsuite.models.generative.elbo import ElboTerms, gaussian_kl, kl_weight, negative_elbo, vae_loss
+from visionsuite.models.generative.dcgan import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    dcgan_init,
+)
+from visionsuite.models.generative.elbo import (
+    ElboTerms,
+    gaussian_kl,
+    kl_weight,
+    negative_elbo,
+    vae_loss,
+)
 from visionsuite.models.generative.ema import make_ema, warmup_decay
-from visionsuite.models.generative.features import ClassifierFeatures, InceptionFeatures, classifier_features
-from visionsuite.models.generative.gan_losses import discriminator_loss, generator_loss, gradient_penalty
+from visionsuite.models.generative.features import (
+    ClassifierFeatures,
+    InceptionFeatures,
+    classifier_features,
+)
+from visionsuite.models.generative.gan_losses import (
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+)
 from visionsuite.models.generative.metrics import (
     build_sample_metrics,
     compute_sample_metrics,
@@ -21,7 +39,7 @@ from visionsuite.models.generative.metrics import (
 from visionsuite.models.generative.monitor import DiscriminatorWinsDetector
 from visionsuite.models.generative.noise import corrupt
 from visionsuite.models.generative.pixels import denormalize, to_signed, to_unit
-from visionsuite.models.generative.vae import ConvVAE, MLPVAE, VAEOutput, reparameterize
+from visionsuite.models.generative.vae import MLPVAE, ConvVAE, VAEOutput, reparameterize
 
 __all__ = [
     "ClassifierFeatures",

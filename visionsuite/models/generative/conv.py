@@ -26,7 +26,12 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from visionsuite.backbones.layers import activation_factory, check_choice, conv_norm_act, make_norm
+from visionsuite.backbones.layers import (
+    activation_factory,
+    check_choice,
+    conv_norm_act,
+    make_norm,
+)
 from visionsuite.errors import ConfigError
 
 UPSAMPLINGS = ("nearest", "transposed")

@@ -135,7 +135,9 @@ def _load_inception(weights_path: str | os.PathLike[str] | None) -> nn.Module:
             "or use a classifier feature extractor"
         )
     try:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        from torch_fidelity.feature_extractor_inceptionv3 import (
+            FeatureExtractorInceptionV3,
+        )
     except ImportError:
         raise ConfigError("the standard Inception FID/KID needs torch-fidelity: pip install 'visionsuite[fid]'") from None
     from visionsuite.backbones.weights import safe_load

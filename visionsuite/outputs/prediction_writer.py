@@ -9,7 +9,7 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from visionsuite.predictions_csv import write_predictions
+from visionsuite.outputs.predictions_csv import write_predictions
 
 
 class PredictionCSVWriter(BasePredictionWriter):

@@ -17,8 +17,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
 from visionsuite.data.geometry import boxes_to_source
-from visionsuite.detection.coco_results import write_coco_results
-from visionsuite.detection.pictures import draw_detections
+from visionsuite.outputs.coco_results import write_coco_results
+from visionsuite.outputs.detection_pictures import draw_detections
 
 
 class DetectionPredictionWriter(BasePredictionWriter):

@@ -1,7 +1,7 @@
 """Saliency and Grad-CAM of fixed validation images after every validation, through the same
 delivery as every other picture (PNG under ``images/``, W&B, TensorBoard).
 
-Add it to a classification run: ``--trainer.callbacks+=visionsuite.callbacks.ExplanationFigures
+Add it to a classification run: ``--trainer.callbacks+=visionsuite.outputs.ExplanationFigures
 --trainer.callbacks.stage layer4``. The images are the first ``num_images`` of the first
 validation batch (evaluation loaders do not shuffle), so successive pictures show how what the
 network looks at changes with training.
@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torchvision.utils import make_grid
 
-from visionsuite.callbacks.images import deliver
-from visionsuite.explain import grad_cam, overlay_maps, saliency, stage_module
-from visionsuite.figures import denormalize
+from visionsuite.models.explanations import grad_cam, saliency, stage_module
+from visionsuite.outputs.figures import denormalize, overlay_maps
+from visionsuite.outputs.images import deliver
 
 
 class ExplanationFigures(Callback):

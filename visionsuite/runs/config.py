@@ -12,7 +12,6 @@ import importlib.util
 import netrc
 import os
 import secrets
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +84,3 @@ def _wandb_can_sync() -> bool:
         return netrc.netrc().authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
-
-
-def warn(message: str) -> None:
-    """A note the user can act on, on one line of stderr."""
-    print(f"visionsuite: warning: {message}", file=sys.stderr)

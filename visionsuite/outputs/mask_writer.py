@@ -18,10 +18,10 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
-from visionsuite.callbacks.images import MaskOverlay
 from visionsuite.data.geometry import plan, restore
 from visionsuite.data.images import load_image
 from visionsuite.data.palette import palette_image
+from visionsuite.outputs.images import MaskOverlay
 
 
 class SegmentationMaskWriter(BasePredictionWriter):

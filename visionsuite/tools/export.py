@@ -4,7 +4,7 @@ The exported graph takes float images in [0, 1] (N, C, H, W; any batch size) and
 task's logits: the data module's normalisation is baked in, so a caller outside Python's
 training stack only decodes and scales pixels. A JSON file beside the export
 (``<output>.json``) records the class names, channels and image size, which
-:mod:`visionsuite.exported` reads to predict without Lightning.
+:mod:`visionsuite.tools.exported` reads to predict without Lightning.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def segmentation_info(trained: Any) -> dict[str, Any] | None:
 def main(args: list[str]) -> int:
     """``visionsuite export --config C --ckpt_path best|last|PATH --format onnx|torchscript``."""
     from visionsuite.data.augment import to_float
-    from visionsuite.trained import load_trained
+    from visionsuite.runs.trained import load_trained
 
     parser = argparse.ArgumentParser(prog="visionsuite export", description="export a trained model to ONNX or TorchScript")
     parser.add_argument("--config", required=True)

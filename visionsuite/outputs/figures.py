@@ -70,3 +70,14 @@ def denormalize(images: Tensor, mean: Sequence[float] | None, std: Sequence[floa
     mean_t = torch.as_tensor(mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
     return images * std_t + mean_t
+
+
+def overlay_maps(images: Tensor, maps: Tensor) -> Tensor:
+    """Each image (grey or RGB, [0, 1]) beside its map coloured by matplotlib's ``jet``: [N, 2, 3, H, W]."""
+    from matplotlib import colormaps
+
+    rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+    heat = torch.from_numpy(colormaps["jet"](maps.numpy())[..., :3]).permute(0, 3, 1, 2).float()
+    return torch.stack([rgb, 0.5 * rgb + 0.5 * heat], dim=1)
+
+

@@ -1,19 +1,15 @@
-"""What a trained classifier responds to: saliency, Grad-CAM on a named stage, first-layer filters.
+"""What a trained classifier responds to, computed: saliency, Grad-CAM on a named stage,
+activation maps and first-layer filters.
 
-``visionsuite explain --config C --ckpt_path best|last|PATH [--stage stage2] [--images 8]
-[--output DIR]`` writes ``saliency.png``, ``gradcam_<stage>.png`` (each test image beside its
-map), ``activations_<stage>.png`` (the stage's 16 most active channels for the first image) and
-``filters.png``. During training, :class:`~visionsuite.callbacks.ExplanationFigures` logs the
-saliency and Grad-CAM of fixed validation images after every validation. Written here rather than with ``grad-cam``/``captum``: the backbone
-library's named stages give the hook point directly, and both methods are a few lines on top
-of autograd – a dependency would add more than it saves.
+Written here rather than with ``grad-cam``/``captum``: the backbone library's named stages give
+the hook point directly, and both methods are a few lines on top of autograd. The ``explain``
+command (:mod:`visionsuite.tools.explain`) and the training-time
+:class:`~visionsuite.outputs.ExplanationFigures` callback draw what these return.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -102,52 +98,3 @@ def first_conv_filters(model: nn.Module) -> Tensor:
     w = conv.weight.detach().float()
     lo, hi = w.flatten(1).amin(1)[:, None, None, None], w.flatten(1).amax(1)[:, None, None, None]
     return (w - lo) / (hi - lo).clamp_min(1e-12)
-
-
-def overlay_maps(images: Tensor, maps: Tensor) -> Tensor:
-    """Each image (grey or RGB, [0, 1]) beside its map coloured by matplotlib's ``jet``: [N, 2, 3, H, W]."""
-    from matplotlib import colormaps
-
-    rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
-    heat = torch.from_numpy(colormaps["jet"](maps.numpy())[..., :3]).permute(0, 3, 1, 2).float()
-    return torch.stack([rgb, 0.5 * rgb + 0.5 * heat], dim=1)
-
-
-def main(args: list[str]) -> int:
-    from torchvision.utils import save_image
-
-    from visionsuite.data.augment import to_float
-    from visionsuite.export import Deployable
-    from visionsuite.trained import load_trained
-
-    parser = argparse.ArgumentParser(prog="visionsuite explain", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--ckpt_path", required=True)
-    parser.add_argument("--stage", default=None, help="Grad-CAM stage (default: the last backbone stage)")
-    parser.add_argument("--images", type=int, default=8, help="how many test images")
-    parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--output", type=Path, default=Path("explain"))
-    opts = parser.parse_args(args)
-    trained = load_trained(opts.config, opts.ckpt_path, data_overrides={"data_dir": opts.data_dir} if opts.data_dir else None)
-    backbone = trained.task.model
-    stage = opts.stage or list(getattr(backbone, "stages", {"?": None}).keys())[-1]
-    layer = stage_module(backbone, stage)
-    images = to_float(trained.test_batch(opts.images)["image"])
-    model = Deployable(trained.task, trained.normalisation).eval()
-    opts.output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, maps in (("saliency", saliency(model, images)), (f"gradcam_{stage}", grad_cam(model, layer, images))):
-        path = opts.output / f"{name}.png"
-        save_image(overlay_maps(images, maps).flatten(0, 1), path, nrow=2, padding=2)
-        written.append(path)
-    acts = activation_maps(model, layer, images)
-    path = opts.output / f"activations_{stage}.png"
-    save_image(nn.functional.interpolate(acts, size=images.shape[-2:], mode="nearest"), path, nrow=4, padding=2)
-    written.append(path)
-    filters = first_conv_filters(backbone)
-    if filters.shape[1] not in (1, 3):
-        filters = filters.mean(1, keepdim=True)
-    save_image(nn.functional.interpolate(filters, scale_factor=8, mode="nearest"), opts.output / "filters.png", nrow=8, padding=2)
-    written.append(opts.output / "filters.png")
-    print("Wrote " + ", ".join(str(p) for p in written))
-    return 0

@@ -7,7 +7,7 @@
     visionsuite backbones [PATTERN]
 
 Each command writes into its own run folder under ``trainer.default_root_dir`` (see
-:mod:`visionsuite.runs`); checkpoints are checked by :mod:`visionsuite.checkpoints`.
+:mod:`visionsuite.runs.folders`); checkpoints are checked by :mod:`visionsuite.runs.checkpoints`.
 
 Errors caused by the user's input are printed as one line (exit status 2).
 """
@@ -32,7 +32,7 @@ def _lightning_cli(args: list[str] | None) -> Any:
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     import visionsuite.data
-    from visionsuite.callbacks.csv_history import CSVHistory
+    from visionsuite.outputs.csv_history import CSVHistory
     from visionsuite.tasks import BaseTask
 
     visionsuite.data.import_all()  # registers the data modules: --data FashionMNISTDataModule
@@ -138,8 +138,11 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
     hyperparameters compared with the config before Lightning sees it. Returns the run folder
     and whether it is resumed in place.
     """
-    from visionsuite import checkpoints, run_config, runs
-    from visionsuite.trained import import_class
+    from visionsuite.core.notes import warn
+    from visionsuite.runs import checkpoints
+    from visionsuite.runs import config as run_config
+    from visionsuite.runs import folders as runs
+    from visionsuite.runs.trained import import_class
 
     _check_trainer_limits(cfg.trainer, subcommand, cfg.get("test_after_fit", False))
     root = Path(cfg.trainer.get("default_root_dir") or "logs")
@@ -177,7 +180,7 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
     os.environ[_RUN_DIR_ENV] = str(run_dir)  # inherited by the DDP workers Lightning starts
     cfg.trainer.default_root_dir = str(run_dir)
     for note in run_config.configure_loggers(cfg.trainer, run_dir, resumed=resume):
-        run_config.warn(note)
+        warn(note)
     return run_dir, resume
 
 
@@ -304,8 +307,8 @@ SUBCOMMANDS = {
 }
 
 #: subcommands served by a module's ``main(args)``.
-TOOLS = {"export": "visionsuite.export", "predict-exported": "visionsuite.exported", "ensemble": "visionsuite.ensemble",
-         "explain": "visionsuite.explain"}
+TOOLS = {"export": "visionsuite.tools.export", "predict-exported": "visionsuite.tools.exported", "ensemble": "visionsuite.tools.ensemble",
+         "explain": "visionsuite.tools.explain"}
 
 
 def _help() -> str:
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"visionsuite {__version__}")
             return 0
         if args[0] == "summary":
-            from visionsuite.summary import main as summary_main
+            from visionsuite.tools.summary import main as summary_main
 
             return summary_main(args[1:])
         if args[0] == "backbones":

@@ -1,5 +1,5 @@
 """The predictions CSV (``file,predicted_class,probability``), written by ``predict`` and by
-:mod:`visionsuite.exported` alike (no Lightning import here)."""
+:mod:`visionsuite.tools.exported` alike (no Lightning import here)."""
 
 from __future__ import annotations
 

@@ -30,8 +30,9 @@ class Trained:
 
     @property
     def class_names(self) -> list[str]:
-        names = getattr(self.datamodule, "class_names", None)
-        return list(names) if names else [str(i) for i in range(self.task.hparams.get("num_classes", 0))]
+        from visionsuite.tasks.base import class_names_of
+
+        return class_names_of(self.datamodule, self.task.hparams.get("num_classes"))
 
     @property
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -59,7 +60,8 @@ def import_class(path: str) -> type:
 
 def resolve_checkpoint(config: dict[str, Any], spec: str) -> Path:
     """``best``/``last`` of the config's latest run (``trainer.default_root_dir``), or a file path."""
-    from visionsuite import checkpoints, runs
+    from visionsuite.runs import checkpoints
+    from visionsuite.runs import folders as runs
 
     if spec in ("best", "last"):
         root = Path((config.get("trainer") or {}).get("default_root_dir") or "logs")
@@ -69,7 +71,7 @@ def resolve_checkpoint(config: dict[str, Any], spec: str) -> Path:
 
 def load_trained(config_path: str | Path, ckpt_spec: str, *, data_overrides: dict[str, Any] | None = None) -> Trained:
     """The task of ``config_path`` with the weights of ``ckpt_spec`` (``best``/``last``/a path)."""
-    from visionsuite import checkpoints
+    from visionsuite.runs import checkpoints
 
     path = Path(config_path)
     if not path.is_file():

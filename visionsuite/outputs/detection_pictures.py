@@ -1,7 +1,7 @@
 """What people look at: boxes drawn into images, and the W&B box-overlay payload.
 
 Both take detections in the data's class indices ``0..K-1`` and pixel xyxy boxes, the output
-of :class:`visionsuite.detection.models.Detector`, and label each box with its class name (and
+of :class:`visionsuite.models.detection.detector.Detector`, and label each box with its class name (and
 score, for predictions).
 """
 

@@ -54,7 +54,7 @@ def combine(probs: Tensor, method: str = "mean", weights: Sequence[float] | None
 def member_probabilities(trained: object, batch_size: int = 256) -> tuple[Tensor, Tensor]:
     """Softmax probabilities of one member on its whole test set, and the targets (labels or masks)."""
     from visionsuite.data.augment import to_float
-    from visionsuite.export import Deployable
+    from visionsuite.tools.export import Deployable
 
     trained.datamodule.prepare_data()
     trained.datamodule.setup("test")
@@ -103,7 +103,7 @@ def evaluate(members: Sequence[object], method: str, weights: Sequence[float] | 
     in memory at once; every member must see the same targets.
     """
     from visionsuite.data.augment import to_float
-    from visionsuite.export import Deployable
+    from visionsuite.tools.export import Deployable
 
     check_compatible(members)
     key = members[0].task.target_key
@@ -159,11 +159,11 @@ class MemberEnsemble(L.LightningModule):
     probabilities for segmentation), so the tasks' own prediction writers write them.
 
     Batches arrive normalised with the first member's data statistics; each member gets the
-    [0, 1] pixels back and applies its own normalisation (:class:`~visionsuite.export.Deployable`).
+    [0, 1] pixels back and applies its own normalisation (:class:`~visionsuite.tools.export.Deployable`).
     """
 
     def __init__(self, members: Sequence[object], method: str = "mean", weights: Sequence[float] | None = None) -> None:
-        from visionsuite.export import Deployable
+        from visionsuite.tools.export import Deployable
 
         super().__init__()
         check_compatible(members)
@@ -191,7 +191,7 @@ class MemberEnsemble(L.LightningModule):
         return self.first.palette()
 
     def configure_callbacks(self) -> list[L.Callback]:
-        from visionsuite.callbacks import PredictionCSVWriter, SegmentationMaskWriter
+        from visionsuite.outputs import PredictionCSVWriter, SegmentationMaskWriter
 
         return [SegmentationMaskWriter() if self.first.target_key == "mask" else PredictionCSVWriter()]
 
@@ -209,7 +209,7 @@ def predict(members: Sequence[object], method: str, weights: Sequence[float] | N
 
 
 def main(args: list[str]) -> int:
-    from visionsuite.trained import load_trained
+    from visionsuite.runs.trained import load_trained
 
     parser = argparse.ArgumentParser(prog="visionsuite ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", required=True, help="a member's config (repeat, in order)")

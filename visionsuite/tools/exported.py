@@ -21,8 +21,8 @@ from visionsuite.errors import ConfigError
 def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: int = 64, classes: list[str] | None = None) -> Path:
     """Write ``file,predicted_class,probability`` for every readable image of ``folder``."""
     from visionsuite.data.images import decode_images, list_image_files, skipped_message
-    from visionsuite.export import run_exported
-    from visionsuite.predictions_csv import write_predictions
+    from visionsuite.outputs.predictions_csv import write_predictions
+    from visionsuite.tools.export import run_exported
 
     meta_path = model_path.with_name(model_path.name + ".json")
     if not model_path.is_file() or not meta_path.is_file():
@@ -55,10 +55,10 @@ def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path],
     image's size, and write ``<output>/<name>.png`` (palette PNG, values = class indices)."""
     import torch
 
-    from visionsuite.data.palette import palette_image
     from visionsuite.data.geometry import fit_sample, plan, restore
     from visionsuite.data.images import load_image
-    from visionsuite.export import run_exported
+    from visionsuite.data.palette import palette_image
+    from visionsuite.tools.export import run_exported
 
     size, mode = tuple(meta["image_size"]), meta.get("resize_mode", "letterbox")
     written = 0
