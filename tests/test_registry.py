@@ -84,3 +84,29 @@ def test_lazy_names_resolve_on_first_use() -> None:
     assert backbone.label == "tv/resnet18"
     with pytest.raises(UnknownBackboneError, match="'tv/<name>'"):
         create_backbone("lenet6")
+
+
+def test_every_factory_lists_its_names_and_suggests_the_nearest(capsys: pytest.CaptureFixture[str]) -> None:
+    """`visionsuite list KIND` prints each registry; a misspelt name gets the nearest one."""
+    from visionsuite.cli.app import main
+    from visionsuite.core.registry import UnknownNameError
+    from visionsuite.models.segmentation.losses import build_loss
+    from visionsuite.tasks.optim import build_optimizer
+
+    expected = {
+        "heads": ["retinanet", "fcos", "ssd", "ssdlite", "fasterrcnn"],
+        "losses": ["cross_entropy", "dice", "focal", "ce+dice"],
+        "optimizers": ["sgd", "adam", "adamw", "rmsprop", "adagrad"],
+    }
+    for kind, names in expected.items():
+        assert main(["list", kind]) == 0
+        assert capsys.readouterr().out.split() == names
+    assert main(["list", "models"]) == 0
+    assert capsys.readouterr().out.split()[:3] == ["segnet", "unet", "unet:<backbone>"]
+    with pytest.raises(UnknownNameError, match="Did you mean adam, adamw"):
+        build_optimizer("adamv", [torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(UnknownNameError, match="Did you mean focal"):
+        build_loss("focall", ignore_index=255)
+    with pytest.raises(SystemExit) as info:
+        main(["list", "hedas"])
+    assert info.value.code == 2

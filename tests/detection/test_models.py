@@ -17,6 +17,7 @@ from visionsuite.data.scenes import make_scenes
 from visionsuite.errors import ConfigError
 from visionsuite.models.detection.detector import (
     HEADS,
+    LABEL_OFFSET,
     PreparedBatchTransform,
     build_detector,
     head_num_classes,
@@ -105,8 +106,19 @@ def test_tower_depth_is_fcos_only() -> None:
 
 
 def test_unknown_head_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="unknown detector 'yolo9000'"):
+    with pytest.raises(ConfigError, match="Unknown detection head 'yolo9000'"):
         head_num_classes("yolo9000", 3)
+
+
+def test_a_misspelt_head_suggests_the_nearest() -> None:
+    with pytest.raises(ConfigError, match="Did you mean retinanet") as info:
+        build_detector("retinnet", tiny_fpn(), 10, image_size=SIZE, in_chans=1)
+    assert str(info.value).endswith("Valid: retinanet, fcos, ssd, ssdlite, fasterrcnn")
+
+
+def test_every_head_is_registered_with_its_background_offset() -> None:
+    """The registry is the one table: the background-slot offsets the Detector relies on."""
+    assert {name: LABEL_OFFSET[name] for name in HEADS} == {"retinanet": 0, "fcos": 0, "ssd": 1, "ssdlite": 1, "fasterrcnn": 1}
 
 
 @pytest.mark.parametrize("name", HEADS)

@@ -23,7 +23,8 @@ def test_names_select_the_model_and_pass_options() -> None:
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("segformer3d", {}, "valid: segnet, unet, unet:<backbone>, smp:Unet"),
+        ("segformer3d", {}, "Valid: segnet, unet, unet:<backbone>, smp:Unet"),
+        ("segnett", {}, "Did you mean segnet"),
         ("smp:", {}, "Unknown segmentation model 'smp:'"),
         ("unet", {"widht": 8}, "widht"),
         ("segnet", {"encoder": "resnet18"}, "library VGG encoder"),

@@ -63,7 +63,7 @@ def test_ce_plus_dice_is_the_sum() -> None:
 
 
 def test_bad_names_and_options_are_one_line_errors() -> None:
-    with pytest.raises(ConfigError, match="valid: cross_entropy, dice, focal, ce\\+dice"):
+    with pytest.raises(ConfigError, match="Valid: cross_entropy, dice, focal, ce\\+dice"):
         build_loss("lovasz", ignore_index=VOID)
     with pytest.raises(ConfigError, match="gama"):
         build_loss("focal", ignore_index=VOID, gama=2.0)

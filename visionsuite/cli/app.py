@@ -300,6 +300,7 @@ SUBCOMMANDS = {
     "predict": "write predictions of a checkpoint (PredictionCSVWriter: predictions.csv)",
     "summary": "layer table, parameters and FLOPs of a backbone",
     "backbones": "list the backbone names (optionally matching a pattern)",
+    "list": "list what a registry holds: backbones, heads, models, losses or optimizers",
     "export": "export a checkpoint to ONNX or TorchScript and check it on real test images",
     "predict-exported": "predictions CSV from an exported model, without Lightning",
     "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
@@ -332,6 +333,30 @@ def _backbones(args: list[str]) -> int:
     return 0
 
 
+#: ``visionsuite list KIND``: where each kind's registry lives (imported on request only).
+LISTS = {
+    "backbones": ("visionsuite.backbones", "list_backbones"),
+    "heads": ("visionsuite.models.detection.detector", "HEAD_REGISTRY"),
+    "models": ("visionsuite.models.segmentation.factory", "model_names"),
+    "losses": ("visionsuite.models.segmentation.losses", "LOSSES"),
+    "optimizers": ("visionsuite.tasks.optim", "OPTIMIZERS"),
+}
+
+
+def _list(args: list[str]) -> int:
+    """Print the names one registry holds, one per line."""
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="visionsuite list", description=SUBCOMMANDS["list"])
+    parser.add_argument("kind", choices=list(LISTS), help="backbones, heads (detection), models (segmentation), "
+                        "losses (segmentation) or optimizers")  # fmt: skip
+    kind = parser.parse_args(args).kind
+    module, attr = LISTS[kind]
+    names = getattr(importlib.import_module(module), attr)
+    print("\n".join(names() if callable(names) else names.names()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``visionsuite`` console script."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -351,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             return summary_main(args[1:])
         if args[0] == "backbones":
             return _backbones(args[1:])
+        if args[0] == "list":
+            return _list(args[1:])
         if args[0] in TOOLS:
             import importlib
 

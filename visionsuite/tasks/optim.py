@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.optim import Optimizer, lr_scheduler
 
+from visionsuite.core.registry import Registry
+
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
 SchedulerName = Literal["none", "multistep", "cosine", "cosine_time", "onecycle", "plateau"]
 SCHEDULERS = ", ".join(get_args(SchedulerName))
@@ -50,17 +52,27 @@ def build_optimizer(
     betas: Sequence[float] = (0.9, 0.999),
 ) -> Optimizer:
     """One of SGD (momentum, Nesterov), Adam, AdamW (``betas``: DCGAN uses (0.5, 0.999)), RMSprop, Adagrad."""
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"Unknown optimizer {name!r}; choose one of: sgd, adam, adamw, rmsprop, adagrad")
+    options = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "betas": tuple(betas)}
+    return OPTIMIZERS[name](params, **options)
+
+
+#: every optimiser by name (``visionsuite list optimizers``); each takes the options it uses.
+OPTIMIZERS: Registry[Callable[..., Optimizer]] = Registry("optimizer")
+OPTIMIZERS.register("sgd")(
+    lambda p, *, lr, momentum, nesterov, weight_decay, **_: torch.optim.SGD(
+        p, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+    )
+)
+OPTIMIZERS.register("adam")(
+    lambda p, *, lr, betas, weight_decay, **_: torch.optim.Adam(p, lr=lr, betas=betas, weight_decay=weight_decay)
+)
+OPTIMIZERS.register("adamw")(
+    lambda p, *, lr, betas, weight_decay, **_: torch.optim.AdamW(p, lr=lr, betas=betas, weight_decay=weight_decay)
+)
+OPTIMIZERS.register("rmsprop")(
+    lambda p, *, lr, momentum, weight_decay, **_: torch.optim.RMSprop(p, lr=lr, momentum=momentum, weight_decay=weight_decay)
+)
+OPTIMIZERS.register("adagrad")(lambda p, *, lr, weight_decay, **_: torch.optim.Adagrad(p, lr=lr, weight_decay=weight_decay))
 
 
 def budget_cosine_factor(fraction: float, warmup_pct: float) -> float:

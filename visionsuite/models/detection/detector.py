@@ -17,8 +17,10 @@ place this is handled: the wrapped head sees ``label + offset``, callers see ``0
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -35,11 +37,114 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
+from visionsuite.core.registry import Registry
 from visionsuite.errors import ConfigError
 
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """What every head builder receives: the backbone, its measured levels and the options."""
+
+    backbone: nn.Module
+    classes: int  # the head's classifier size (the background slot included where it has one)
+    channels: int
+    strides: list[int]
+    feature_names: list[str]
+    image_size: tuple[int, int]
+    anchor_scale: float
+    aspect_ratios: tuple[float, ...]
+    score_thresh: float
+    nms_thresh: float
+    detections_per_img: int
+    head_convs: int
+    head_kwargs: dict[str, Any]
+
+    @property
+    def sizes(self) -> tuple[tuple[float], ...]:
+        return tuple((float(self.anchor_scale * s),) for s in self.strides)
+
+    @property
+    def ratios(self) -> tuple[tuple[float, ...], ...]:
+        return (tuple(self.aspect_ratios),) * len(self.strides)
+
+
+class HeadKind(NamedTuple):
+    """A registered head: its builder and the index of its first object class (1 where 0 is background)."""
+
+    build: Callable[[HeadInputs], nn.Module]
+    label_offset: int
+
+
+#: every detection head by name (``visionsuite list heads``).
+HEAD_REGISTRY: Registry[HeadKind] = Registry("detection head")
+
+#: the torchvision detectors' own input handling, replaced by :class:`PreparedBatchTransform`.
+_NO_TRANSFORM = {"min_size": 1, "max_size": 1, "image_mean": [0.0], "image_std": [1.0]}
+
+
+def _register_head(name: str, label_offset: int) -> Callable[[Callable[[HeadInputs], nn.Module]], Callable[[HeadInputs], nn.Module]]:
+    def wrap(build: Callable[[HeadInputs], nn.Module]) -> Callable[[HeadInputs], nn.Module]:
+        HEAD_REGISTRY.register(name)(HeadKind(build, label_offset))
+        return build
+
+    return wrap
+
+
+@_register_head("retinanet", label_offset=0)
+def _retinanet(h: HeadInputs) -> nn.Module:
+    anchors = AnchorGenerator(h.sizes, h.ratios)
+    head = RetinaNetHead(h.channels, anchors.num_anchors_per_location()[0], h.classes, norm_layer=_group_norm(h.channels))
+    return RetinaNet(
+        h.backbone, h.classes, anchor_generator=anchors, head=head,
+        score_thresh=h.score_thresh, nms_thresh=h.nms_thresh, detections_per_img=h.detections_per_img,
+        **_NO_TRANSFORM, **h.head_kwargs,
+    )  # fmt: skip
+
+
+@_register_head("fcos", label_offset=0)
+def _fcos(h: HeadInputs) -> nn.Module:
+    anchors = AnchorGenerator(tuple((float(s),) for s in h.strides), ((1.0,),) * len(h.strides))
+    return FCOS(
+        h.backbone, h.classes, anchor_generator=anchors, head=FCOSHead(h.channels, 1, h.classes, num_convs=h.head_convs),
+        score_thresh=h.score_thresh, nms_thresh=h.nms_thresh, detections_per_img=h.detections_per_img,
+        **_NO_TRANSFORM, **h.head_kwargs,
+    )  # fmt: skip
+
+
+def _ssd_family(h: HeadInputs, lite: bool) -> nn.Module:
+    levels = len(h.strides)
+    scale = [h.anchor_scale * s / min(h.image_size) for s in h.strides]
+    boxes = DefaultBoxGenerator([[2]] * levels, scales=[*scale, scale[-1] * 2])
+    per_loc = boxes.num_anchors_per_location()
+    if lite:
+        norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+        head: nn.Module = SSDLiteHead([h.channels] * levels, per_loc, h.classes, norm)
+    else:
+        head = SSDHead([h.channels] * levels, per_loc, h.classes)
+    return SSD(
+        h.backbone, boxes, tuple(h.image_size), h.classes, image_mean=[0.0], image_std=[1.0], head=head,
+        score_thresh=h.score_thresh, nms_thresh=h.nms_thresh, detections_per_img=h.detections_per_img, **h.head_kwargs,
+    )  # fmt: skip
+
+
+_register_head("ssd", label_offset=1)(partial(_ssd_family, lite=False))
+_register_head("ssdlite", label_offset=1)(partial(_ssd_family, lite=True))
+
+
+@_register_head("fasterrcnn", label_offset=1)
+def _fasterrcnn(h: HeadInputs) -> nn.Module:
+    return FasterRCNN(
+        h.backbone, h.classes,
+        rpn_anchor_generator=AnchorGenerator(h.sizes, h.ratios),
+        box_roi_pool=MultiScaleRoIAlign(featmap_names=h.feature_names, output_size=7, sampling_ratio=2),
+        box_score_thresh=h.score_thresh, box_nms_thresh=h.nms_thresh, box_detections_per_img=h.detections_per_img,
+        **_NO_TRANSFORM, **h.head_kwargs,
+    )  # fmt: skip
+
+
 #: head name → index of the first object class in the head (1 where 0 is background).
-LABEL_OFFSET = {"retinanet": 0, "fcos": 0, "ssd": 1, "ssdlite": 1, "fasterrcnn": 1}
-HEADS = tuple(LABEL_OFFSET)
+LABEL_OFFSET = {name: HEAD_REGISTRY[name].label_offset for name in HEAD_REGISTRY}
+HEADS = tuple(HEAD_REGISTRY.names())
 
 
 def head_num_classes(name: str, num_classes: int) -> int:
@@ -48,9 +153,7 @@ def head_num_classes(name: str, num_classes: int) -> int:
 
 
 def _offset(name: str) -> int:
-    if name not in LABEL_OFFSET:
-        raise ConfigError(f"unknown detector {name!r}; choose one of {', '.join(HEADS)}")
-    return LABEL_OFFSET[name]
+    return HEAD_REGISTRY[name].label_offset  # an unknown name: one line with the nearest heads
 
 
 class PreparedBatchTransform(GeneralizedRCNNTransform):
@@ -127,52 +230,16 @@ def build_detector(
         raise ConfigError(f"head_convs={head_convs}: a tower depth other than 4 is available for fcos only, and must be >= 1")
     if regression_bias is not None and name != "fcos":
         raise ConfigError(f"regression_bias is an option of fcos only, not {name}")
-    classes = num_classes + offset
     feats = probe_features(backbone, image_size, in_chans)
-    strides = feature_strides(feats, image_size)
-    levels = len(strides)
-    channels = int(backbone.out_channels)
-    sizes = tuple((float(anchor_scale * s),) for s in strides)
-    ratios = (tuple(aspect_ratios),) * levels
-    common = {"min_size": 1, "max_size": 1, "image_mean": [0.0], "image_std": [1.0]}  # replaced below
-    if name == "retinanet":
-        anchors = AnchorGenerator(sizes, ratios)
-        model = RetinaNet(
-            backbone, classes, anchor_generator=anchors,
-            head=RetinaNetHead(channels, anchors.num_anchors_per_location()[0], classes, norm_layer=_group_norm(channels)),
-            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
-            **common, **head_kwargs,
-        )  # fmt: skip
-    elif name == "fcos":
-        anchors = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * levels)
-        model = FCOS(
-            backbone, classes, anchor_generator=anchors, head=FCOSHead(channels, 1, classes, num_convs=head_convs),
-            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
-            **common, **head_kwargs,
-        )  # fmt: skip
-        if regression_bias is not None:
-            nn.init.constant_(model.head.regression_head.bbox_reg.bias, regression_bias)
-    elif name in ("ssd", "ssdlite"):
-        scale = [anchor_scale * s / min(image_size) for s in strides]
-        boxes = DefaultBoxGenerator([[2]] * levels, scales=[*scale, scale[-1] * 2])
-        per_loc = boxes.num_anchors_per_location()
-        if name == "ssd":
-            head = SSDHead([channels] * levels, per_loc, classes)
-        else:
-            norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
-            head = SSDLiteHead([channels] * levels, per_loc, classes, norm)
-        model = SSD(
-            backbone, boxes, tuple(image_size), classes, image_mean=[0.0], image_std=[1.0], head=head,
-            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img, **head_kwargs,
-        )  # fmt: skip
-    else:  # fasterrcnn
-        model = FasterRCNN(
-            backbone, classes,
-            rpn_anchor_generator=AnchorGenerator(sizes, ratios),
-            box_roi_pool=MultiScaleRoIAlign(featmap_names=list(feats), output_size=7, sampling_ratio=2),
-            box_score_thresh=score_thresh, box_nms_thresh=nms_thresh, box_detections_per_img=detections_per_img,
-            **common, **head_kwargs,
-        )  # fmt: skip
+    inputs = HeadInputs(
+        backbone=backbone, classes=num_classes + offset, channels=int(backbone.out_channels),
+        strides=feature_strides(feats, image_size), feature_names=list(feats), image_size=tuple(image_size),
+        anchor_scale=anchor_scale, aspect_ratios=tuple(aspect_ratios), score_thresh=score_thresh,
+        nms_thresh=nms_thresh, detections_per_img=detections_per_img, head_convs=head_convs, head_kwargs=head_kwargs,
+    )  # fmt: skip
+    model = HEAD_REGISTRY[name].build(inputs)
+    if regression_bias is not None:  # fcos only (checked above)
+        nn.init.constant_(model.head.regression_head.bbox_reg.bias, regression_bias)
     model.transform = PreparedBatchTransform()
     return Detector(model, name, num_classes)
 

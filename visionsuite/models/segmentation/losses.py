@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from visionsuite.core.registry import Registry
 from visionsuite.errors import ConfigError
 
 
@@ -101,12 +102,12 @@ class CEDiceLoss(nn.Module):
         return self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
 
 
-LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "cross_entropy": lambda ignore_index, weight, **o: CrossEntropyLoss(weight=weight, ignore_index=ignore_index, **o),
-    "dice": lambda ignore_index, weight, **o: DiceLoss(ignore_index=ignore_index, **o),
-    "focal": lambda ignore_index, weight, **o: FocalLoss(ignore_index=ignore_index, weight=weight, **o),
-    "ce+dice": lambda ignore_index, weight, **o: CEDiceLoss(ignore_index=ignore_index, weight=weight, **o),
-}
+#: every segmentation loss by name (``visionsuite list losses``); ``ce`` is an alias of ``cross_entropy``.
+LOSSES: Registry[Callable[..., nn.Module]] = Registry("segmentation loss")
+LOSSES.register("cross_entropy")(lambda ignore_index, weight, **o: CrossEntropyLoss(weight=weight, ignore_index=ignore_index, **o))
+LOSSES.register("dice")(lambda ignore_index, weight, **o: DiceLoss(ignore_index=ignore_index, **o))
+LOSSES.register("focal")(lambda ignore_index, weight, **o: FocalLoss(ignore_index=ignore_index, weight=weight, **o))
+LOSSES.register("ce+dice")(lambda ignore_index, weight, **o: CEDiceLoss(ignore_index=ignore_index, weight=weight, **o))
 
 
 def build_loss(name: str, *, ignore_index: int, class_weights: Tensor | None = None, **options: float) -> nn.Module:
@@ -115,11 +116,10 @@ def build_loss(name: str, *, ignore_index: int, class_weights: Tensor | None = N
     ``class_weights`` weigh the cross-entropy and focal terms; Dice is class-balanced already.
     """
     key = "cross_entropy" if name == "ce" else name
-    if key not in LOSSES:
-        raise ConfigError(f"Unknown segmentation loss {name!r}; valid: {', '.join(LOSSES)} (or 'ce')")
+    build = LOSSES[key]  # an unknown name: one line with the nearest losses
     if class_weights is not None and key == "dice":
         raise ConfigError("the dice loss takes no class_weights (use ce+dice or focal to weight classes)")
     try:
-        return LOSSES[key](ignore_index, class_weights, **options)
+        return build(ignore_index, class_weights, **options)
     except TypeError as err:
         raise ConfigError(f"loss {name!r}: {err}") from None
