@@ -48,7 +48,8 @@ def imports_of(path: Path) -> set[str]:
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "visionsuite"}
         elif isinstance(node, ast.ImportFrom):
@@ -62,7 +63,18 @@ def imports_of(path: Path) -> set[str]:
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in known else target)
+    found |= _lazy_exports(tree)
     return {_owner(m, known) for m in found} - {name}
+
+
+def _lazy_exports(tree: ast.Module) -> set[str]:
+    """Modules a package re-exports lazily (PEP 562 ``__getattr__`` over a name → module table)."""
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("visionsuite.")
+        and node.value.replace(".", "").replace("_", "").isalnum()
+    } if any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body) else set()
 
 
 def _owner(name: str, known: set[str]) -> str:
