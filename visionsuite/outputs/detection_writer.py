@@ -16,6 +16,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
+from visionsuite.core.atomic import atomic_path
 from visionsuite.data.geometry import boxes_to_source
 from visionsuite.outputs.coco_results import write_coco_results
 from visionsuite.outputs.detection_pictures import draw_detections
@@ -56,7 +57,8 @@ class DetectionPredictionWriter(BasePredictionWriter):
                 picture = draw_detections(image, det["boxes"][shown], labels, names, det["scores"][shown])
             else:  # nothing confident enough: the image as it is
                 picture = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-            Image.fromarray(picture.permute(1, 2, 0).numpy()).save(folder / f"{_file_stem(path)}.png")
+            with atomic_path(folder / f"{_file_stem(path)}.png") as tmp:
+                Image.fromarray(picture.permute(1, 2, 0).numpy()).save(tmp)
             placement = dm.source_placement(path) if hasattr(dm, "source_placement") else None
             boxes = boxes_to_source(det["boxes"], placement) if placement is not None else det["boxes"]
             image_id = dm.image_id(path) if hasattr(dm, "image_id") else len(self._entries)

@@ -16,6 +16,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from visionsuite.core.atomic import atomic_path
 Decode = Callable[[Tensor], Tensor]  # latents [N, D] → images [N, C, H, W] in [0, 1]
 
 
@@ -88,7 +89,8 @@ def save_png(image: Tensor, path: str | os.PathLike[str]) -> Path:
     """Write a uint8 [C, H, W] image as PNG (folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _to_pil(image).save(path)
+    with atomic_path(path) as tmp:
+        _to_pil(image).save(tmp)
     return path
 
 
@@ -100,7 +102,8 @@ def save_gif(frames: Sequence[Tensor], path: str | os.PathLike[str], *, duration
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images = [_to_pil(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
     return path
 
 

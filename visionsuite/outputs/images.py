@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 from torch import Tensor
 
+from visionsuite.core.atomic import atomic_path
 
 @dataclass
 class AnnotatedImage:
@@ -92,10 +93,11 @@ def write_png(picture: Any, path: Path) -> Path:
     values in [0, 1], as PNG."""
     if isinstance(picture, MaskOverlay):
         picture = picture.render()
-    if isinstance(picture, torch.Tensor):
-        Image.fromarray(_hwc_uint8(picture)).save(path)
-    else:
-        picture.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        if isinstance(picture, torch.Tensor):
+            Image.fromarray(_hwc_uint8(picture)).save(tmp)
+        else:
+            picture.savefig(tmp, dpi=100, bbox_inches="tight")
     return path
 
 

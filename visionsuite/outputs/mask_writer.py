@@ -18,6 +18,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
+from visionsuite.core.atomic import atomic_path
 from visionsuite.data.geometry import plan, restore
 from visionsuite.data.images import load_image
 from visionsuite.data.palette import palette_image
@@ -62,10 +63,12 @@ class SegmentationMaskWriter(BasePredictionWriter):
             rel = source.relative_to(root) if root is not None and source.is_relative_to(root) else Path(source.name)
             target = out_dir / rel.with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)
-            palette_image(mask.numpy(), palette).save(target)
+            with atomic_path(target) as tmp:
+                palette_image(mask.numpy(), palette).save(tmp)
             overlay = MaskOverlay(original[None].float() / 255, mask[None], None, [], palette, alpha=self.alpha)
             pixels = (overlay.blend(mask[None])[0].permute(1, 2, 0) * 255).round().byte().numpy()
-            Image.fromarray(pixels).save(target.with_name(target.stem + "_overlay.png"))
+            with atomic_path(target.with_name(target.stem + "_overlay.png")) as tmp:
+                Image.fromarray(pixels).save(tmp)
             self.written.append(target)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

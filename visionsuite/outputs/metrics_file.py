@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from visionsuite.core.atomic import write_text_atomic
 
 class MetricsFileWriter(Callback):
     """After fit and after test, dump ``trainer.callback_metrics`` to ``<default_root_dir>/metrics.json``.
@@ -27,8 +28,7 @@ class MetricsFileWriter(Callback):
         existing = json.loads(path.read_text()) if path.exists() else {}
         existing.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         existing[f"{stage}_global_step"] = trainer.global_step
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(existing, indent=2, sort_keys=True))
+        write_text_atomic(path, json.dumps(existing, indent=2, sort_keys=True))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._write(trainer, "fit")
