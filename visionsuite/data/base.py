@@ -28,6 +28,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from visionsuite.core.console import timed_line
 from visionsuite.core.options import check_arguments
 
 from . import augment as aug
@@ -37,6 +38,12 @@ from .datasets import RaggedBoxes, TensorImageDataset, batch_loader
 from .errors import InvalidDatasetError
 from .images import decode_images, list_image_files, skipped_message
 from .splits import first_n, holdout_split, resolve_size
+
+
+#: data options that decide what a network sees (its input's normalisation, size and channels):
+#: ``test``/``predict --run`` may not change them (``visionsuite.cli.app``); every other data
+#: option (batch size, workers, subsets, splits, ``predict_dir``, augmentation) may.
+INPUT_OPTIONS = ("normalize", "mean", "std", "image_size", "channels", "resize_mode")
 
 
 class TensorClassificationDataModule(L.LightningDataModule):
@@ -170,8 +177,10 @@ class TensorClassificationDataModule(L.LightningDataModule):
     def _build_caches(self) -> None:
         missing = [s for s in self.cache_splits() if not is_valid_cache(self.cache_path(s))]
         if missing:
-            for name, split in self._decode(missing).items():
-                save_split(split, self.cache_path(name))
+            with timed_line(f"{self.dataset_name}: decoded into {self.cache_dir}") as counts:  # one line, tty or not
+                for name, split in self._decode(missing).items():
+                    save_split(split, self.cache_path(name))
+                    counts.append(f"{name}: {len(split)} images")
 
     def setup(self, stage: str | None = None) -> None:
         """Load the caches and build the train/val/test (or predict) datasets."""

@@ -16,6 +16,7 @@ import errno
 import multiprocessing
 import os
 import stat
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +26,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 from tqdm.auto import tqdm
+
+from visionsuite.core.console import interactive
 
 from .cache import DecodedSplit
 from .errors import DatasetNotFoundError, InvalidDatasetError
@@ -109,7 +112,8 @@ def decode_images(
 ) -> tuple[Tensor, list[int]]:
     """Decode ``paths`` into one uint8 tensor [M, C, H, W]; also return the indices that failed.
 
-    Large lists are decoded by a process pool (PIL releases little of the GIL) behind a tqdm bar;
+    Large lists are decoded by a process pool (PIL releases little of the GIL) behind a tqdm bar
+    (in a terminal only);
     results come back in order, so row ``i`` of the output is the ``i``-th readable path.
     """
     jobs = [(str(p), channels, tuple(size)) for p in paths]
@@ -122,7 +126,8 @@ def decode_images(
     try:
         results = pool.imap(_decode_or_none, jobs, chunksize=64) if pool else map(_decode_or_none, jobs)
         row = 0
-        for i, arr in enumerate(tqdm(results, total=len(jobs), desc=desc, unit="img", leave=False)):
+        bar = tqdm(results, total=len(jobs), desc=desc, unit="img", leave=False, disable=not interactive(sys.stderr))
+        for i, arr in enumerate(bar):  # a bar in a terminal only: a file gets the caller's one line
             if arr is None:
                 failed.append(i)
                 continue

@@ -19,6 +19,7 @@ _CALLBACKS = {
     "SegmentationMaskWriter": "visionsuite.outputs.mask_writer",
     "MetricsFileWriter": "visionsuite.outputs.metrics_file",
     "PredictionCSVWriter": "visionsuite.outputs.prediction_writer",
+    "TrainingCurves": "visionsuite.outputs.curves",
 }
 
 __all__ = sorted(_CALLBACKS)
