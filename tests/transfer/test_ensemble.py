@@ -75,11 +75,16 @@ def test_members_with_other_classes_are_refused(members: list[tuple[Path, Path]]
     digits["data"]["class_path"] = "visionsuite.data.MNISTDataModule"
     other = tmp_path / "digits.yaml"
     other.write_text(yaml.safe_dump(digits))
-    assert main(["ensemble", "--config", str(config), "--ckpt_path", str(ckpt), "--config", str(other), "--ckpt_path", str(ckpt)]) == 2
+    copy = tmp_path / "copy.ckpt"  # the same weights under another name: one checkpoint given twice is refused first
+    copy.write_bytes(ckpt.read_bytes())
+    assert main(["ensemble", "--config", str(config), "--ckpt_path", str(ckpt), "--config", str(other), "--ckpt_path", str(copy)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"{ckpt} has classes ['T-shirt/top'" in err and "'0', '1'" in err
-    with pytest.raises(EnsembleError, match="3 non-negative weights"):
+    with pytest.raises(EnsembleError, match="3 finite, non-negative weights"):
         combine(torch.rand(3, 1, 2), "weighted", [1.0, 2.0])
+    for bad in ([1.0, float("nan")], [1.0, float("inf")], [0.0, 0.0], [1.0, -1.0]):
+        with pytest.raises(EnsembleError, match="finite, non-negative"):
+            combine(torch.rand(2, 1, 2), "weighted", bad)
 
 
 def test_ensemble_predict_writes_the_combined_classes(members: list[tuple[Path, Path]], tmp_path: Path) -> None:

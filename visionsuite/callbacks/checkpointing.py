@@ -28,12 +28,22 @@ class LastCheckpoint(ModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         self._refresh_last(trainer)
 
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Saved again after the best-checkpoint callback's own save at this epoch end (it saves
+        here, after validation): otherwise ``last.ckpt`` held its state from before that save,
+        a resumed run did not know its newest best file, and kept two ``best-*.ckpt``. Only at the
+        end of a whole epoch: an epoch cut short by ``max_steps`` keeps its mid-epoch state, so a
+        resume trains the rest of that epoch."""
+        super().on_train_epoch_end(trainer, pl_module)
+        whole_epoch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        self._refresh_last(trainer, force=whole_epoch)
+
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         self._refresh_last(trainer)
 
-    def _refresh_last(self, trainer: Trainer) -> None:
-        stale = self._last_global_step_saved != trainer.global_step
+    def _refresh_last(self, trainer: Trainer, *, force: bool = False) -> None:
+        stale = force or self._last_global_step_saved != trainer.global_step
         if stale and not trainer.fast_dev_run and not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 

@@ -72,6 +72,14 @@ def _lightning_cli(args: list[str] | None) -> Any:
                 " the run to take the checkpoint from (default: the latest).",
             )
             parser.add_argument(
+                "--run",
+                type=Optional[str],
+                default=None,
+                help="validate/test/predict: the run to evaluate (its folder, its name under logs/, or latest):"
+                " its own config.yaml and --ckpt best (default)|last|PATH; other options may change how it is"
+                " run or what it is applied to, not what its weights mean.",
+            )
+            parser.add_argument(
                 "--allow_untrained",
                 type=bool,
                 default=False,
@@ -86,6 +94,11 @@ def _lightning_cli(args: list[str] | None) -> Any:
             subcommand = self.config.get("subcommand")
             if subcommand:
                 self.run_dir, self.resumed = prepare_run(self.config[subcommand], subcommand)
+            if subcommand != "fit":  # the checkpoint's own callbacks matter only to a training that resumes
+                import warnings
+
+                for text in ("Be aware that when using `ckpt_path`", "The dirpath has changed from"):
+                    warnings.filterwarnings("ignore", message=re.escape(text))
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             """The run's callbacks go to the Trainer itself, so they exist before it resolves ``ckpt_path``."""
@@ -103,6 +116,18 @@ def _lightning_cli(args: list[str] | None) -> Any:
                     extra.append(LearningRateMonitor(logging_interval="step"))
                 if self.resumed and self.run_dir is not None:
                     extra.append(CSVHistory(self.run_dir / "metrics.csv"))
+            from lightning.pytorch.callbacks import ProgressBar
+
+            from visionsuite.callbacks.epoch_log import EpochLog
+            from visionsuite.core.console import interactive
+
+            # stdout not a terminal (VISIONSUITE_PROGRESS_BAR=1 keeps it), no bar in the config's callbacks:
+            # no bar, whose carriage returns would fill a log file; without a bar, one line per epoch
+            if not interactive() and not any(isinstance(cb, ProgressBar) for cb in configured):
+                kwargs["enable_progress_bar"] = False  # kwargs override the config's trainer options
+            bar = kwargs.get("enable_progress_bar", trainer_cfg.get("enable_progress_bar"))
+            if self.subcommand == "fit" and bar is False and EpochLog not in present:
+                extra.append(EpochLog())
             return super().instantiate_trainer(callbacks=[*configured, *extra], **kwargs)
 
         def after_fit(self) -> None:
@@ -115,14 +140,28 @@ def _lightning_cli(args: list[str] | None) -> Any:
             if self.trainer.is_global_zero:
                 _print_result(results, self.model, "best" if best else None)
 
-    return VisionSuiteCLI(
+    try:
+        cli = _run_cli(VisionSuiteCLI, LoggedConfig, args)
+    except BaseException:
+        discard_fresh_run()
+        raise
+    FRESH_RUN.clear()
+    return cli
+
+
+def _run_cli(cli_class: Any, save_config: Any, args: list[str] | None) -> Any:
+    from lightning.pytorch import LightningDataModule
+
+    from visionsuite.tasks import BaseTask
+
+    return cli_class(
         model_class=BaseTask,
         datamodule_class=LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=42,
         auto_configure_optimizers=False,
-        save_config_callback=LoggedConfig,
+        save_config_callback=save_config,
         save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
         parser_kwargs={"exit_on_error": False},  # errors reach main(), which prints one line
         args=args,
@@ -156,15 +195,17 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
             " (or --allow_untrained true to use freshly initialised weights)"
         )
     if ckpt is not None:
-        saved = checkpoints.load_checkpoint(ckpt).get("hyper_parameters") or {}
+        contents = checkpoints.load_checkpoint(ckpt)
+        saved = contents.get("hyper_parameters") or {}
+        if subcommand == "fit":
+            _check_limits_left(ckpt, contents, cfg.trainer)
         configured = cfg.model.init_args.as_dict() if cfg.model.get("init_args") is not None else {}
         task_class = import_class(cfg.model.class_path) if cfg.model.get("class_path") else None
-        may_differ = getattr(task_class, "evaluation_options", ())
-        diffs = checkpoints.hparam_differences(saved, configured, may_differ)
-        if diffs:
-            raise checkpoints.CheckpointError(
-                f"{ckpt} was trained with other model settings than the config: {'; '.join(diffs)}"
-            )
+        resuming = subcommand == "fit"  # a fit from a checkpoint continues that training
+        for note in checkpoints.check_settings(ckpt, saved, configured, task_class, resume=resuming):
+            warn(note)
+        if cfg.get("run"):
+            _check_run_inputs(Path(cfg.run), cfg.data)
         cfg.ckpt_path = str(ckpt)
         if "weights_only" in cfg:
             cfg.weights_only = True
@@ -175,8 +216,13 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
         run_dir = source
     else:
         run_dir = runs.create_run_dir(root, name if subcommand == "fit" else None, "" if subcommand == "fit" else f"-{subcommand}")
+        FRESH_RUN.update(root=root, run=run_dir, latest=runs.latest_name(root))
         if subcommand == "fit":
             runs.set_latest(root, run_dir)
+    if cfg.get("run") and not resume:  # a new W&B run, not the fit's id from its config.yaml
+        for entry in run_config.logger_entries(cfg.trainer):
+            if entry.class_path.endswith("WandbLogger") and entry.get("init_args") is not None:
+                entry.init_args.id = None
     os.environ[_RUN_DIR_ENV] = str(run_dir)  # inherited by the DDP workers Lightning starts
     cfg.trainer.default_root_dir = str(run_dir)
     for note in run_config.configure_loggers(cfg.trainer, run_dir, resumed=resume):
@@ -185,6 +231,79 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
 
 
 _RUN_DIR_ENV = "VISIONSUITE_RUN_DIR"
+
+#: the run folder this process created (``root``, ``run``, and the ``latest`` it replaced), so a
+#: command that fails before it produced anything can take it back (:func:`discard_fresh_run`).
+FRESH_RUN: dict[str, Any] = {}
+
+
+def discard_fresh_run() -> None:
+    """Remove the run folder this process created if the command failed before writing anything
+    of value into it (no checkpoint, no metrics, no predictions), and put ``latest`` back."""
+    import shutil
+
+    from visionsuite.runs import folders as runs
+
+    run, root = FRESH_RUN.pop("run", None), FRESH_RUN.pop("root", None)
+    if run is None or not run.is_dir() or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    kept = {"config.yaml", "hparams.yaml"}
+    if any(p.is_file() and p.name not in kept for p in run.rglob("*")):
+        return  # it trained or wrote something: keep it (a checkpoint resumes, metrics show what happened)
+    shutil.rmtree(run, ignore_errors=True)
+    previous = FRESH_RUN.pop("latest", None)
+    if (root / runs.LATEST).exists() or (root / runs.LATEST).is_symlink():
+        if runs.latest_name(root) == run.name:
+            if previous and (root / previous).is_dir():
+                runs.set_latest(root, root / previous)
+            else:
+                (root / runs.LATEST).unlink(missing_ok=True)
+
+
+def _check_limits_left(ckpt: Path, contents: dict[str, Any], trainer_cfg: Any) -> None:
+    """A resume whose ``max_epochs``/``max_steps`` the checkpoint has reached already: one line
+    with the run's epoch or step, the limit, and how to extend it (instead of Lightning's exception)."""
+    try:  # an epoch is done when its end ran (processed) after its last batch (else it was cut short)
+        fit_loop = contents["loops"]["fit_loop"]
+        done = "processed" if fit_loop["epoch_loop.batch_progress"].get("is_last_batch") else "completed"
+        epochs = int(fit_loop["epoch_progress"]["current"][done])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        epochs = int(contents.get("epoch", 0))
+    step = int(contents.get("global_step", 0))
+    max_epochs, max_steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
+    if max_epochs not in (None, -1) and epochs >= max_epochs:
+        raise ConfigError(
+            f"{ckpt} has trained {epochs} epoch(s) already and trainer.max_epochs is {max_epochs}: nothing is"
+            f" left to train; to train longer, resume with --trainer.max_epochs {epochs + 1} or more"
+        )
+    if max_steps not in (None, -1) and step >= max_steps:
+        raise ConfigError(
+            f"{ckpt} has trained {step} step(s) already and trainer.max_steps is {max_steps}: nothing is"
+            f" left to train; to train longer, resume with --trainer.max_steps {step + 1} or more"
+        )
+
+
+def _check_run_inputs(run: Path, data_cfg: Any) -> None:
+    """With ``--run``: the data options that decide what the network sees (normalisation, image
+    size, channels; :data:`visionsuite.data.base.INPUT_OPTIONS`) must stay the run's."""
+    import yaml
+
+    from visionsuite.data.base import INPUT_OPTIONS
+    from visionsuite.runs.checkpoints import CheckpointError
+
+    saved = ((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}).get("init_args") or {}
+    given = data_cfg.get("init_args")
+    given = given.as_dict() if hasattr(given, "as_dict") else dict(given or {})
+    for key in INPUT_OPTIONS:
+        if key in saved and key in given and saved[key] != _listed(given[key]):
+            raise CheckpointError(
+                f"--data.init_args.{key}: run {run} was trained with {saved[key]!r}, this command gives"
+                f" {given[key]!r}; the input its weights expect cannot change"
+            )
+
+
+def _listed(value: Any) -> Any:
+    return [_listed(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 #: Trainer arguments where an int is a count of batches and a float a fraction of them.
@@ -240,6 +359,7 @@ def _quiet_lightning() -> None:
         if not any(isinstance(f, NoTips) for f in log.filters):
             log.addFilter(NoTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter")  # main() hands it the (rewritten) argv
 
 
 def _print_result(results: list[dict[str, float]], model: Any, ckpt: str | None) -> None:
@@ -382,7 +502,11 @@ def main(argv: list[str] | None = None) -> int:
             import importlib
 
             return importlib.import_module(TOOLS[args[0]]).main(args[1:])
-        _lightning_cli(None if argv is None else args)
+        from visionsuite.cli.run_args import expand_run
+
+        if args[0] in ("validate", "test", "predict", "fit"):
+            args = [args[0], *expand_run(args[0], args[1:])]
+        _lightning_cli(args)
     except argparse.ArgumentError as err:
         print(f"visionsuite: error: {condense_parser_error(str(err))} (see --help)", file=sys.stderr)
         return 2

@@ -70,6 +70,38 @@ def hparam_differences(
     return diffs
 
 
+def check_settings(
+    ckpt: Path, saved: dict[str, Any], configured: dict[str, Any], task_class: type | None, *, resume: bool = False
+) -> list[str]:
+    """Refuse a checkpoint whose weights mean something else than the config says; return notes.
+
+    Each hyperparameter is one of its task's three kinds (``BaseTask.option_kind``): an
+    *evaluation* option takes the config's value silently; a *training* option that differs is
+    accepted with a one-line note (the weights were only trained differently) – except when
+    resuming, which continues the run as it was trained; an *architecture* option that differs
+    is refused, naming the key and both values.
+    """
+    kind = getattr(task_class, "option_kind", lambda key: "architecture")
+    refused, noted = [], []
+    for key in sorted(saved.keys() & configured.keys()):
+        if key.startswith("_") or _plain(saved[key]) == _plain(configured[key]):
+            continue
+        which = kind(key)
+        text = f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}"
+        if which == "architecture" or (which == "training" and resume):
+            refused.append(text)
+        elif which == "training":
+            noted.append(text)
+    if refused:
+        why = "resuming continues a run as it was trained" if resume and not any(
+            kind(r.split(":", 1)[0]) == "architecture" for r in refused
+        ) else "these shape the weights, so they must match; training settings such as lr may differ"
+        raise CheckpointError(f"{ckpt} was trained with other model settings than the config: {'; '.join(refused)} ({why})")
+    if noted:
+        return [f"{ckpt} was trained with other training settings ({'; '.join(noted)}); evaluating its weights as they are"]
+    return []
+
+
 def _plain(value: Any) -> Any:
     """Tuples and lists compare equal (YAML has only lists); ints and equal floats too; dict keys
     as strings (``unfreeze_at: {1: …}`` may come back from a checkpoint as ``{'1': …}``)."""

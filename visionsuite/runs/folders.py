@@ -66,6 +66,14 @@ def set_latest(root: Path, run_dir: Path) -> None:
     os.replace(tmp, root / LATEST)
 
 
+def latest_name(root: Path) -> str | None:
+    """The run name ``<root>/latest`` points at (``None`` when there is no pointer)."""
+    pointer = root / LATEST
+    if pointer.is_symlink():
+        return os.readlink(pointer)
+    return pointer.read_text().strip() if pointer.is_file() else None
+
+
 def latest_run(root: Path) -> Path:
     """The run ``latest`` points at."""
     pointer = root / LATEST
@@ -107,3 +115,70 @@ def run_checkpoint(run: Path, which: str) -> Path:
             " nothing); use --ckpt_path last or a file path"
         )
     return best[0]
+
+
+#: where ``--run NAME`` and ``--run latest`` look for runs (every experiment root below it).
+RUNS_ROOT = Path("logs")
+
+
+def is_fit_run(path: Path) -> bool:
+    """A folder ``fit`` made: its resolved ``config.yaml`` and a ``checkpoints/`` folder."""
+    return (path / "config.yaml").is_file() and (path / CHECKPOINTS).is_dir()
+
+
+def iter_fit_runs(root: Path) -> list[Path]:
+    """Every fit run below ``root`` (experiment roots nest: ``logs/classification/lenet5_…/<run>``)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for config in sorted(root.rglob("config.yaml")):
+        run = config.parent
+        if is_fit_run(run) and not run.is_symlink():
+            found.append(run)
+    return found
+
+
+def resolve_run(spec: str, root: Path = RUNS_ROOT) -> Path:
+    """The run folder ``--run spec`` means: a folder path, ``latest`` (the newest fit of any
+    experiment below ``root``) or a run name (unique below ``root``)."""
+    path = Path(spec).expanduser()
+    if path.is_dir() or "/" in spec or spec in (".", ".."):
+        if not path.is_dir():
+            raise RunError(f"--run {spec}: no such folder")
+        run = path.resolve() if path.name == LATEST else path
+        if not (run / "config.yaml").is_file():
+            raise RunError(f"--run {spec}: not a run folder (it has no config.yaml)")
+        return run
+    if spec == LATEST:
+        pointers = [p for p in root.rglob(LATEST) if p.is_symlink() or p.is_file()] if root.is_dir() else []
+        if not pointers:
+            raise RunError(f"--run latest: no run under {root}/ (train one with fit first, or give the run's folder)")
+        newest = max(pointers, key=lambda p: p.lstat().st_mtime)
+        return latest_run(newest.parent)
+    check_run_name(spec)
+    matches = [run for run in iter_fit_runs(root) if run.name == spec]
+    if not matches:
+        raise RunError(f"--run {spec}: no run of that name under {root}/ (give the run's folder to look elsewhere)")
+    if len(matches) > 1:
+        raise RunError(f"--run {spec}: {len(matches)} runs of that name under {root}/ ({', '.join(map(str, matches))}); give the folder")
+    return matches[0]
+
+
+def checkpoint_of(run: Path, spec: str) -> Path:
+    """``--ckpt best|last|PATH`` of a run: its best or last checkpoint, or a file."""
+    if spec in ("best", "last"):
+        return run_checkpoint(run, spec)
+    from visionsuite.runs.checkpoints import local_checkpoint
+
+    return local_checkpoint(spec)
+
+
+def run_checkpoint_for(run: Path, spec: str | None) -> tuple[Path, str | None]:
+    """``--ckpt best|last|PATH`` (default ``best``) of ``run``, and a note when ``best`` fell back
+    to ``last`` because the run keeps no best checkpoint (a task that monitors nothing, a GAN)."""
+    if spec is None:
+        best = sorted((run / CHECKPOINTS).glob("best-*.ckpt"))
+        if not best and (run / CHECKPOINTS / "last.ckpt").is_file():
+            return run_checkpoint(run, "last"), f"run {run} keeps no best checkpoint; using its last.ckpt"
+        spec = "best"
+    return checkpoint_of(run, spec), None

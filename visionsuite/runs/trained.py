@@ -69,27 +69,66 @@ def resolve_checkpoint(config: dict[str, Any], spec: str) -> Path:
     return checkpoints.local_checkpoint(spec)
 
 
-def load_trained(config_path: str | Path, ckpt_spec: str, *, data_overrides: dict[str, Any] | None = None) -> Trained:
-    """The task of ``config_path`` with the weights of ``ckpt_spec`` (``best``/``last``/a path)."""
-    from visionsuite.runs import checkpoints
+def load_trained(
+    config_path: str | Path | None,
+    ckpt_spec: str | None,
+    *,
+    run: str | Path | None = None,
+    data_overrides: dict[str, Any] | None = None,
+) -> Trained:
+    """The task of a run or config with the weights of ``ckpt_spec`` (``best``/``last``/a path).
 
-    path = Path(config_path)
+    ``run`` (a folder, a name under ``logs/`` or ``latest``) supplies its own ``config.yaml`` and
+    checkpoint (``best`` by default); a ``config_path`` given as well replaces the run's config.
+    The checkpoint is checked against the config exactly as ``test`` checks it
+    (:func:`~visionsuite.runs.checkpoints.check_settings`): a different architecture is refused,
+    different training settings are noted, and the config's evaluation options (thresholds,
+    test-time flips) are used.
+    """
+    from visionsuite.core.notes import warn
+    from visionsuite.runs import checkpoints
+    from visionsuite.runs import folders
+
+    run_dir = folders.resolve_run(str(run)) if run is not None else None
+    if config_path is None and run_dir is None:
+        raise ConfigError("give --run RUN (a run folder, its name or latest), or --config and --ckpt_path")
+    path = Path(config_path) if config_path is not None else run_dir / "config.yaml"
     if not path.is_file():
-        raise ConfigError(f"--config {config_path}: no such file")
-    config = yaml.safe_load(path.read_text()) or {}
-    if "model" not in config or "data" not in config:
-        raise ConfigError(f"--config {config_path}: needs model and data sections")
-    ckpt = resolve_checkpoint(config, ckpt_spec)
+        raise ConfigError(f"--config {path}: no such file")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--config {path}: not YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict) or "model" not in config or "data" not in config:
+        raise ConfigError(f"--config {path}: needs model and data sections")
+    if run_dir is not None:
+        ckpt, note = folders.run_checkpoint_for(run_dir, ckpt_spec)
+        if note:
+            warn(note)
+    elif ckpt_spec is None:
+        raise ConfigError(f"--config {path} needs --ckpt_path best|last|PATH (or address the run with --run)")
+    else:
+        ckpt = resolve_checkpoint(config, ckpt_spec)
     saved = checkpoints.load_checkpoint(ckpt)
-    hparams = dict(saved.get("hyper_parameters") or {})
-    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    hparams = {k: v for k, v in (saved.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+    model_cfg = config["model"] if isinstance(config["model"], dict) else {}
+    if not model_cfg.get("class_path"):
+        raise ConfigError(f"--config {path}: model.class_path is missing")
+    task_class = import_class(model_cfg["class_path"])
+    configured = dict(model_cfg.get("init_args") or {})
+    for note in checkpoints.check_settings(ckpt, hparams, configured, task_class):
+        warn(note)
+    kinds = getattr(task_class, "option_kind", lambda key: "architecture")
+    hparams.update({k: v for k, v in configured.items() if k in hparams and kinds(k) == "evaluation"})
     weights = hparams.get("weights")
     if "weights" in hparams:
         hparams["weights"] = None  # the checkpoint holds the trained weights; no need for the file
-    task = import_class(config["model"]["class_path"])(**hparams)
+    task = task_class(**hparams)
     task.load_state_dict(saved["state_dict"], strict=True)
     task.eval()
-    data_cfg = config["data"]
+    data_cfg = config["data"] if isinstance(config["data"], dict) else {}
+    if not data_cfg.get("class_path"):
+        raise ConfigError(f"--config {path}: data.class_path is missing")
     init = {**(data_cfg.get("init_args") or {}), **(data_overrides or {})}
     datamodule = import_class(data_cfg["class_path"])(**init)
     if hasattr(task, "align_datamodule"):  # the pretrained weights' preprocessing, as the fit adopted it

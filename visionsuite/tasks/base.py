@@ -25,7 +25,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from visionsuite.callbacks import DivergenceGuard, checkpoint_callbacks
 from visionsuite.core.options import check_arguments
 from visionsuite.errors import ConfigError
-from visionsuite.outputs import MetricsFileWriter
+from visionsuite.outputs import MetricsFileWriter, TrainingCurves
 from visionsuite.tasks.optim import (
     OptimizerName,
     SchedulerName,
@@ -78,10 +78,26 @@ class BaseTask(LightningModule, ABC):
     #: the batch part a per-class output is scored against (``label``, ``mask``); ``None`` for
     #: tasks without one. Ensembles combine the class probabilities of tasks that have one.
     target_key: str | None = None
-    #: hyperparameters that change how a trained network is evaluated or stored, not what it
-    #: learnt: ``test``/``predict`` (and a resumed ``fit``) may set them to other values than the
-    #: checkpoint's; any other difference is refused (``visionsuite.cli.app.prepare_run``).
+    #: What a checkpoint's hyperparameters may differ in, decided here once per task (see
+    #: :meth:`option_kind` and ``visionsuite.runs.checkpoints.setting_differences``):
+    #: ``evaluation_options`` change how a trained network is evaluated or stored, not what it
+    #: learnt – ``test``/``predict``/``export`` (and a resumed ``fit``) take the config's value
+    #: silently; ``training_options`` only said how the weights were trained (optimiser,
+    #: schedule, checkpoint cadence, loss weights, freezing) – a config that differs in them is
+    #: accepted for evaluation with a one-line note. Every other hyperparameter shapes the
+    #: weights (architecture, classes, channels, input normalisation) and must match.
     evaluation_options: frozenset[str] = frozenset({"channels_last"})
+    training_options: frozenset[str] = frozenset({
+        "optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay", "no_decay_norm_and_bias",
+        "scheduler", "milestones", "gamma", "patience", "warmup_pct", "checkpoint_every_n_steps",
+    })  # fmt: skip
+
+    @classmethod
+    def option_kind(cls, key: str) -> str:
+        """``evaluation``, ``training`` or ``architecture`` (the default: unknown keys must match)."""
+        if key in cls.evaluation_options:
+            return "evaluation"
+        return "training" if key in cls.training_options else "architecture"
 
     def __init__(
         self,
@@ -396,9 +412,12 @@ class BaseTask(LightningModule, ABC):
 
     def run_callbacks(self, checkpoint_dir: str | Path | None) -> list[Callback]:
         """Checkpoints (best on ``monitor`` when set, and ``last.ckpt``), the divergence guard and
-        ``metrics.json``: the callbacks that live as long as the run."""
+        ``metrics.json`` and ``images/curves.png``: the callbacks that live as long as the run."""
         every = self.hparams.checkpoint_every_n_steps
-        return [*checkpoint_callbacks(checkpoint_dir, self.monitor, self.mode, every), DivergenceGuard(), MetricsFileWriter()]
+        return [
+            *checkpoint_callbacks(checkpoint_dir, self.monitor, self.mode, every),
+            DivergenceGuard(), MetricsFileWriter(), TrainingCurves(),
+        ]  # fmt: skip
 
     def default_callbacks(self) -> list[Callback]:
         """Callbacks for the running stage only (subclasses add figures, prediction files)."""

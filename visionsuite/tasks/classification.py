@@ -20,6 +20,12 @@ from visionsuite.tasks.finetuning import FineTuneSchedule, Regime
 class ClassificationTask(BaseTask):
     """Train a classifier; the best checkpoint is chosen on validation top-1 accuracy."""
 
+    evaluation_options = BaseTask.evaluation_options | {"num_sample_images"}
+    training_options = BaseTask.training_options | {
+        "weights", "freeze_backbone", "finetune", "top_stages", "unfreeze_at", "backbone_lr_mult",
+        "stage_lr_decay", "label_smoothing", "aux_loss_weight",
+    }  # fmt: skip
+
     monitor = "val/acc"
     mode = "max"
     headline_format = "{:.2%}"

@@ -16,6 +16,7 @@ from lightning.pytorch import Callback
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from visionsuite.core.atomic import write_text_atomic
 from visionsuite.backbones.fpn import ExtraBlock, backbone_with_fpn
 from visionsuite.data.batch import BBOX_LABEL, BBOX_XYXY, IMAGE
 from visionsuite.errors import ConfigError
@@ -45,6 +46,7 @@ class DetectionTask(BaseTask):
     evaluation_options = BaseTask.evaluation_options | {
         "score_thresh", "nms_thresh", "detections_per_img", "num_sample_images", "test_time_flip",
     }  # fmt: skip
+    training_options = BaseTask.training_options | {"weights", "regression_bias"}
 
     def __init__(
         self,
@@ -205,8 +207,7 @@ class DetectionTask(BaseTask):
         lines = ["| class | AP@[.5:.95] |", "|---|---|", *(f"| {n} | {v} |" for n, v in ap.items())]
         lines.append(f"| **all (mAP)** | {float(results['map']):.4f} |")
         lines.append(f"\nmAP@.5 {float(results['map_50']):.4f}, mAP@.75 {float(results['map_75']):.4f}\n")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines))
+        write_text_atomic(path, "\n".join(lines))
         return path
 
     # -- pictures and predictions ----------------------------------------------------------

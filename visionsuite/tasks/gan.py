@@ -46,6 +46,12 @@ class GANTask(GenerativeTask):
 
     monitor = None
     headline_format = "{:.2f}"
+    evaluation_options = GenerativeTask.evaluation_options | {
+        "fid_classifier_ckpt", "fid_backbone", "fid_features_name", "inception_weights", "kid_subset_size",
+    }  # fmt: skip
+    training_options = GenerativeTask.training_options | {
+        "loss", "gp_weight", "n_critic", "d_lr", "ema_warmup", "d_wins_threshold", "d_wins_patience",
+    }  # fmt: skip
 
     def __init__(
         self,

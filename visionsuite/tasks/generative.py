@@ -96,6 +96,8 @@ class AutoencoderTask(GenerativeTask):
     monitor = "val/mse"
     mode = "min"
     headline_format = "{:.5f}"
+    evaluation_options = GenerativeTask.evaluation_options | {"num_sample_images"}
+    training_options = GenerativeTask.training_options | {"noise", "noise_level"}
 
     def __init__(
         self,
@@ -196,6 +198,8 @@ class VAETask(GenerativeTask):
     monitor = "val/neg_elbo"
     mode = "min"
     headline_format = "{:.2f} nats"
+    evaluation_options = GenerativeTask.evaluation_options | {"num_sample_images", "scatter_points"}
+    training_options = GenerativeTask.training_options | {"beta", "kl_warmup_steps"}
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from visionsuite.core.atomic import write_text_atomic
 from visionsuite.errors import ConfigError
 from visionsuite.models.segmentation import (
     build_loss,
@@ -38,6 +39,9 @@ class SegmentationTask(BaseTask):
     headline_format = "{:.2%}"
     target_key = "mask"
     evaluation_options = BaseTask.evaluation_options | {"test_time_flip", "num_overlay_images", "palette"}
+    training_options = BaseTask.training_options | {
+        "loss", "loss_options", "class_weights", "encoder_lr_mult", "frozen_encoder_stages",
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -228,8 +232,7 @@ class SegmentationTask(BaseTask):
         rows = iou_rows(self.class_names(), iou.cpu().tolist())
         text = iou_markdown(rows, {k.split("/", 1)[1]: float(v) for k, v in results.items() if v.numel() == 1})
         path = Path(self.trainer.default_root_dir) / IOU_TABLE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        write_text_atomic(path, text)
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_table(key="test/per_class_iou", columns=["class", "IoU %"], data=[list(r) for r in rows])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from visionsuite.core.atomic import write_text_atomic
 from visionsuite.errors import VisionSuiteError
 
 METHODS = ("mean", "weighted", "vote")
@@ -29,6 +31,12 @@ METHODS = ("mean", "weighted", "vote")
 
 class EnsembleError(VisionSuiteError):
     """Members that cannot be combined (another task, other classes, other test images)."""
+
+
+def check_weights(weights: Sequence[float] | None, members: int) -> None:
+    """``--weights`` of ``weighted``: one finite, non-negative weight per member, not all zero."""
+    if weights is None or len(weights) != members or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise EnsembleError(f"--weights: weighted needs {members} finite, non-negative weights (not all 0), got {weights}")
 
 
 def combine(probs: Tensor, method: str = "mean", weights: Sequence[float] | None = None) -> Tensor:
@@ -43,8 +51,7 @@ def combine(probs: Tensor, method: str = "mean", weights: Sequence[float] | None
     if method == "mean":
         return probs.mean(0)
     if method == "weighted":
-        if weights is None or len(weights) != probs.shape[0] or min(weights) < 0 or sum(weights) <= 0:
-            raise EnsembleError(f"weighted needs {probs.shape[0]} non-negative weights, got {weights}")
+        check_weights(weights, probs.shape[0])
         w = torch.as_tensor(weights, dtype=probs.dtype).view(-1, *[1] * (probs.dim() - 1))
         return (probs * w).sum(0) / w.sum()
     votes = torch.nn.functional.one_hot(probs.argmax(2), probs.shape[2]).movedim(-1, 2).to(probs.dtype).mean(0)
@@ -212,8 +219,11 @@ def main(args: list[str]) -> int:
     from visionsuite.runs.trained import load_trained
 
     parser = argparse.ArgumentParser(prog="visionsuite ensemble", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", required=True, help="a member's config (repeat, in order)")
-    parser.add_argument("--ckpt_path", action="append", required=True, help="its checkpoint (repeat, in order)")
+    parser.add_argument("--run", action="append", default=[], help="a member run: its folder, its name under logs/,"
+                        " or latest (repeat); its own config.yaml and --ckpt checkpoint")  # fmt: skip
+    parser.add_argument("--ckpt", default=None, help="with --run: best (default), last or a file, for every member run")
+    parser.add_argument("--config", action="append", default=[], help="a member's config (repeat, paired with --ckpt_path)")
+    parser.add_argument("--ckpt_path", action="append", default=[], help="its checkpoint (repeat, in order)")
     parser.add_argument("--method", choices=METHODS, default="mean")
     parser.add_argument("--weights", type=float, nargs="+", default=None, help="with --method weighted")
     parser.add_argument("--data_dir", default=None, help="override every member's data.init_args.data_dir")
@@ -223,17 +233,26 @@ def main(args: list[str]) -> int:
     parser.add_argument("--predict_output", type=Path, default=Path("ensemble_predictions"),
                         help="with --predict_dir: folder of the predictions (the members' own format)")
     opts = parser.parse_args(args)
-    if len(opts.config) != len(opts.ckpt_path) or len(opts.config) < 2:
-        raise EnsembleError(f"give ≥ 2 --config/--ckpt_path pairs, got {len(opts.config)} config(s) and {len(opts.ckpt_path)} checkpoint(s)")
+    if len(opts.config) != len(opts.ckpt_path):
+        raise EnsembleError(f"each --config needs its --ckpt_path: got {len(opts.config)} config(s) and {len(opts.ckpt_path)} checkpoint(s)")
+    if len(opts.run) + len(opts.config) < 2:
+        raise EnsembleError("give ≥ 2 members: --run RUN (repeat) and/or --config C --ckpt_path K pairs")
     overrides = {"data_dir": opts.data_dir} if opts.data_dir else None
-    members = [load_trained(c, k, data_overrides=overrides) for c, k in zip(opts.config, opts.ckpt_path, strict=True)]
+    if opts.method == "weighted":
+        check_weights(opts.weights, len(opts.run) + len(opts.config))
+    members = [load_trained(None, opts.ckpt, run=r, data_overrides=overrides) for r in opts.run]
+    members += [load_trained(c, k, data_overrides=overrides) for c, k in zip(opts.config, opts.ckpt_path, strict=True)]
+    same = {}
+    for member in members:
+        if member.ckpt.resolve() in same:
+            raise EnsembleError(f"{member.ckpt} is given twice (as {same[member.ckpt.resolve()]} and {member.config}); an ensemble of one model says nothing")
+        same[member.ckpt.resolve()] = member.config
     if opts.predict_dir:
         predict(members, opts.method, opts.weights, opts.predict_dir, opts.predict_output)
         return 0
     rows = evaluate(members, opts.method, opts.weights)
     text = table(rows, headline(members[0].task), len(members[0].datamodule.test_set))
     print(text)
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
-    opts.output.write_text(text + "\n")
-    opts.output.with_name(opts.output.name + ".json").write_text(json.dumps(rows, indent=2))
+    write_text_atomic(opts.output, text + "\n")
+    write_text_atomic(opts.output.with_name(opts.output.name + ".json"), json.dumps(rows, indent=2))
     return 0

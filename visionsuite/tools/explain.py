@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from visionsuite.errors import ConfigError
 from visionsuite.models.explanations import (  # noqa: F401  (ExplainError: raised by the maps)
     ExplainError,
     activation_maps,
@@ -30,18 +31,23 @@ def main(args: list[str]) -> int:
     from torchvision.utils import save_image
 
     from visionsuite.data.augment import to_float
-    from visionsuite.runs.trained import load_trained
+    from visionsuite.tools.source import add_source_arguments, load_source
     from visionsuite.tools.export import Deployable
 
     parser = argparse.ArgumentParser(prog="visionsuite explain", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--ckpt_path", required=True)
+    add_source_arguments(parser)
     parser.add_argument("--stage", default=None, help="Grad-CAM stage (default: the last backbone stage)")
     parser.add_argument("--images", type=int, default=8, help="how many test images")
-    parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", type=Path, default=Path("explain"))
     opts = parser.parse_args(args)
-    trained = load_trained(opts.config, opts.ckpt_path, data_overrides={"data_dir": opts.data_dir} if opts.data_dir else None)
+    if opts.images < 1:
+        raise ConfigError(f"--images {opts.images}: explain needs at least 1 test image")
+    trained = load_source(opts)
+    if getattr(trained.task, "target_key", None) != "label" or not hasattr(trained.task, "model"):
+        raise ConfigError(
+            f"explain is for classification runs; {trained.ckpt} is a {type(trained.task).__name__}"
+            " (segmentation and detection runs draw their overlays in test/predict)"
+        )
     backbone = trained.task.model
     stage = opts.stage or list(getattr(backbone, "stages", {"?": None}).keys())[-1]
     layer = stage_module(backbone, stage)

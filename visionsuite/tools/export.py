@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from visionsuite.core.atomic import atomic_path, write_text_atomic
 from visionsuite.errors import VisionSuiteError
 
 FORMATS = ("onnx", "torchscript")
@@ -112,8 +113,22 @@ def export_model(model: nn.Module, example: Tensor, fmt: str, output: Path) -> P
 
 def run_exported(path: Path, images: np.ndarray) -> np.ndarray:
     """Logits of an exported file (``.onnx`` under onnxruntime, else TorchScript) for float images."""
-    runner = _load_exported(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
-    return runner(images.astype(np.float32))
+    try:
+        runner = _load_exported(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+    except Exception as err:  # noqa: BLE001  (onnxruntime and TorchScript raise their own types for bad files)
+        raise ExportError(f"{path}: not a loadable {'ONNX' if str(path).endswith('.onnx') else 'TorchScript'} model ({_first_line(err)})") from None
+    try:
+        return runner(images.astype(np.float32))
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(
+            f"{path}: running it on images of shape {list(images.shape[1:])} failed ({_first_line(err)});"
+            f" does {Path(path).name}.json describe this export?"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0][:200] if text else type(err).__name__)
 
 
 @functools.lru_cache(maxsize=4)
@@ -135,16 +150,17 @@ def _load_exported(path: str, mtime_ns: int) -> Callable[[np.ndarray], np.ndarra
     return run
 
 
-def check_export(model: nn.Module, path: Path, images: Tensor, *, atol: float = 1e-4, rtol: float = 1e-3) -> float:
+def check_export(model: nn.Module, path: Path, images: Tensor, *, atol: float = 1e-4, rtol: float = 1e-3,
+                 label: str | None = None) -> float:  # fmt: skip
     """Max |exported − PyTorch| over ``images`` (float [0, 1]); raises :class:`ExportError` beyond tolerance."""
     with torch.no_grad():
         expected = model(images).numpy()
     got = run_exported(path, images.numpy())
     diff = float(np.abs(got - expected).max())
     if got.shape != expected.shape or not np.allclose(got, expected, atol=atol, rtol=rtol):
-        raise ExportError(f"{path}: exported outputs differ from PyTorch (max |diff| {diff:.3g}, shape {got.shape})")
+        raise ExportError(f"{label or path}: exported outputs differ from PyTorch (max |diff| {diff:.3g}, shape {got.shape})")
     agree = float((got.argmax(1) == expected.argmax(1)).mean())
-    print(f"Checked {path.name} on {len(images)} test images: max |diff| {diff:.2e}, same class for {agree:.1%}")
+    print(f"Checked {label or path.name} on {len(images)} test images: max |diff| {diff:.2e}, same class for {agree:.1%}")
     return diff
 
 
@@ -156,7 +172,7 @@ def write_metadata(path: Path, class_names: Sequence[str], image_shape: Sequence
     info: dict[str, Any] = {"task": "segmentation" if segmentation else "classification", "classes": list(class_names),
                             "channels": int(image_shape[0]), "image_size": [int(image_shape[1]), int(image_shape[2])]}  # fmt: skip
     info.update(segmentation or {})
-    meta.write_text(json.dumps(info, indent=2))
+    write_text_atomic(meta, json.dumps(info, indent=2))
     return meta
 
 
@@ -170,24 +186,31 @@ def segmentation_info(trained: Any) -> dict[str, Any] | None:
 
 
 def main(args: list[str]) -> int:
-    """``visionsuite export --config C --ckpt_path best|last|PATH --format onnx|torchscript``."""
+    """``visionsuite export --run RUN [--ckpt best|last|PATH] --format onnx|torchscript`` (or ``--config C --ckpt_path …``)."""
     from visionsuite.data.augment import to_float
-    from visionsuite.runs.trained import load_trained
+    from visionsuite.tools.source import add_source_arguments, load_source
 
     parser = argparse.ArgumentParser(prog="visionsuite export", description="export a trained model to ONNX or TorchScript")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--ckpt_path", required=True, help="best, last (of the config's latest run) or a file")
+    add_source_arguments(parser)
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--output", default=None, help="default: model.onnx / model.pt beside the checkpoint's run")
-    parser.add_argument("--data_dir", default=None, help="override data.init_args.data_dir")
     parser.add_argument("--check_images", type=int, default=64, help="real test images compared with PyTorch")
     opts = parser.parse_args(args)
-    trained = load_trained(opts.config, opts.ckpt_path, data_overrides={"data_dir": opts.data_dir} if opts.data_dir else None)
+    if opts.check_images < 1:
+        raise ExportError(f"--check_images {opts.check_images}: an export is checked on at least 1 real test image")
+    trained = load_source(opts)
+    if getattr(trained.task, "target_key", None) not in ("label", "mask"):
+        raise ExportError(
+            f"export covers classification and segmentation runs; {trained.ckpt} is a {type(trained.task).__name__}"
+            " (nothing was written)"
+        )
     images = to_float(trained.test_batch(opts.check_images)["image"])
     model = Deployable(trained.task, trained.normalisation).eval()
     default = trained.ckpt.parent.parent / f"model{SUFFIX[opts.format]}"
-    output = export_model(model, images[:2], opts.format, Path(opts.output) if opts.output else default)
-    write_metadata(output, trained.class_names, images.shape[1:], segmentation=segmentation_info(trained))
-    check_export(model, output, images)
+    output = Path(opts.output) if opts.output else default
+    with atomic_path(output) as tmp:  # checked before it replaces anything (see visionsuite.core.atomic)
+        export_model(model, images[:2], opts.format, tmp)
+        check_export(model, tmp, images, label=output.name)
+        write_metadata(output, trained.class_names, images.shape[1:], segmentation=segmentation_info(trained))
     print(f"Exported {trained.ckpt} to {output}")
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.atomic import atomic_path
 from visionsuite.errors import ConfigError
 
 
@@ -24,10 +25,11 @@ def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: 
     from visionsuite.outputs.predictions_csv import write_predictions
     from visionsuite.tools.export import run_exported
 
-    meta_path = model_path.with_name(model_path.name + ".json")
-    if not model_path.is_file() or not meta_path.is_file():
-        raise ConfigError(f"{model_path}: needs the exported file and its {meta_path.name} (written by visionsuite export)")
-    meta = json.loads(meta_path.read_text())
+    if batch_size < 1:
+        raise ConfigError(f"--batch_size {batch_size}: use 1 or more")
+    meta = read_sidecar(model_path)
+    if classes is not None and len(classes) != len(meta["classes"]):
+        raise ConfigError(f"--classes: {len(classes)} name(s) given, the export predicts {len(meta['classes'])} classes")
     files = list_image_files(folder) if folder.is_dir() else []
     if not files:
         raise ConfigError(f"{folder}: no image files")
@@ -41,6 +43,11 @@ def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: 
     rows = []
     for start in range(0, len(x), batch_size):
         logits = run_exported(model_path, x[start : start + batch_size]).astype(np.float64)
+        if logits.ndim != 2 or logits.shape[1] != len(meta["classes"]):
+            raise ConfigError(
+                f"{model_path}: the model outputs shape {list(logits.shape)}, its {model_path.name}.json lists"
+                f" {len(meta['classes'])} classes"
+            )
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
         for i, p in enumerate(probs):
@@ -48,6 +55,35 @@ def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: 
     written = write_predictions(output, rows, classes or meta["classes"])
     print(f"Predictions written to {written}")
     return written
+
+
+def read_sidecar(model_path: Path) -> dict:
+    """``<export>.json`` (written by ``visionsuite export``), checked: a missing, unreadable or
+    incomplete one is one line naming it, before any output is touched."""
+    meta_path = model_path.with_name(model_path.name + ".json")
+    if not model_path.is_file() or not meta_path.is_file():
+        raise ConfigError(f"{model_path}: needs the exported file and its {meta_path.name} (written by visionsuite export)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{meta_path}: not JSON ({err})") from None
+    size = meta.get("image_size") if isinstance(meta, dict) else None
+    problems = []
+    if not isinstance(meta, dict) or meta.get("task") not in ("classification", "segmentation"):
+        problems.append("task must be classification or segmentation")
+    else:
+        classes = meta.get("classes")
+        if not isinstance(classes, list) or not classes:
+            problems.append("classes must be a non-empty list")
+        if meta.get("channels") not in (1, 3):
+            problems.append("channels must be 1 or 3")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            problems.append("image_size must be [height, width] in pixels")
+        if meta.get("task") == "segmentation" and not isinstance(meta.get("palette"), list):
+            problems.append("a segmentation export needs its palette")
+    if problems:
+        raise ConfigError(f"{meta_path}: {'; '.join(problems)} (re-export with visionsuite export)")
+    return meta
 
 
 def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path], output: Path) -> Path:
@@ -74,7 +110,8 @@ def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path],
         mask = restore(logits, placement)[0].argmax(0).numpy()
         target = output / f.relative_to(folder).with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
-        palette_image(mask, meta["palette"]).save(target)
+        with atomic_path(target) as tmp:
+            palette_image(mask, meta["palette"]).save(tmp)
         written += 1
     print(f"{written} mask(s) written to {output}")
     return output
@@ -91,8 +128,7 @@ def main(args: list[str]) -> int:
     opts = parser.parse_args(args)
     output = opts.output
     if output is None:
-        meta = opts.model.with_name(opts.model.name + ".json")
-        segmentation = meta.is_file() and json.loads(meta.read_text()).get("task") == "segmentation"
+        segmentation = read_sidecar(opts.model)["task"] == "segmentation"
         output = Path("predictions" if segmentation else "predictions.csv")
     predict_folder(opts.model, opts.images, output, batch_size=opts.batch_size, classes=opts.classes)
     return 0
