@@ -72,6 +72,31 @@ def test_export_matches_pytorch_and_predicts_the_same_csv(
         assert a[:2] == b[:2] and float(a[2]) == pytest.approx(float(b[2]), abs=1e-4)
     if fmt == "onnx":
         _predict_without_lightning(out, folder, tmp_path / "no_lightning.csv", exported_csv)
+        _bad_runs_leave_the_csv_as_it_was(out, folder, exported_csv, capsys)
+
+
+def _bad_runs_leave_the_csv_as_it_was(model: Path, folder: Path, csv_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Too few class names, a broken sidecar, an unreadable model: one line each, and the CSV of
+    the last good run is still there, byte for byte."""
+    import json
+    import shutil
+
+    before = csv_path.read_bytes()
+    capsys.readouterr()
+    assert main(["predict-exported", str(model), str(folder), "--output", str(csv_path), "--classes", "a", "b"]) == 2
+    assert "--classes: 2 name(s) given, the export predicts 10 classes" in capsys.readouterr().err
+    broken = model.with_name("broken.onnx")
+    shutil.copy(model, broken)
+    sidecar = json.loads(model.with_name(model.name + ".json").read_text())
+    broken.with_name(broken.name + ".json").write_text(json.dumps({**sidecar, "classes": []}))
+    assert main(["predict-exported", str(broken), str(folder), "--output", str(csv_path)]) == 2
+    assert "classes must be a non-empty list" in capsys.readouterr().err
+    broken.write_bytes(b"not an onnx file")
+    broken.with_name(broken.name + ".json").write_text(json.dumps(sidecar))
+    assert main(["predict-exported", str(broken), str(folder), "--output", str(csv_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.onnx" in err[0], err
+    assert csv_path.read_bytes() == before
 
 
 #: run in a fresh interpreter where importing Lightning or torchmetrics raises ImportError.

@@ -108,13 +108,33 @@ def run_checkpoint(run: Path, which: str) -> Path:
             raise RunError(f"run {run} has no {path.name} (it stopped before its first checkpoint)")
         return path
     best = sorted(folder.glob("best-*.ckpt"))
+    if len(best) > 1:  # a run folder that was moved or copied and then resumed keeps the old best too
+        named = _best_named_by_last(folder)
+        best = [named] if named in best else best
     if len(best) != 1:
         found = "no" if not best else f"{len(best)}"
         raise RunError(
             f"run {run} has {found} best-*.ckpt checkpoint(s) (no validation score yet, or the task monitors"
-            " nothing); use --ckpt_path last or a file path"
+            " nothing); use --ckpt last or a checkpoint's path"
         )
     return best[0]
+
+
+def _best_named_by_last(folder: Path) -> Path | None:
+    """The best checkpoint ``last.ckpt``'s checkpoint callback names (by file name, so it holds
+    in a moved folder); ``None`` without one."""
+    import torch
+
+    last = folder / "last.ckpt"
+    try:
+        callbacks = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})
+    except (OSError, RuntimeError, ValueError, AttributeError):
+        return None
+    for state in callbacks.values() if isinstance(callbacks, dict) else []:
+        name = Path(str(state.get("best_model_path") or "")).name if isinstance(state, dict) else ""
+        if name.startswith("best-"):
+            return folder / name
+    return None
 
 
 #: where ``--run NAME`` and ``--run latest`` look for runs (every experiment root below it).
