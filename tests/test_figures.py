@@ -45,8 +45,8 @@ def test_figures_hook_writes_pngs_for_val_and_test(data_root: Path, mirror: Path
     task = _ValPicture(backbone="lenet5", num_classes=10, in_chans=1, num_sample_images=16)
     images = _fit_and_test(task, data_root, tmp_path)
     names = sorted(p.name for p in images.glob("*.png"))
-    # one picture per validation (the sanity check's is skipped), named by step; test's once
-    assert names == ["test_confusion_matrix.png", "test_samples.png", "val_first_step0000002.png",
+    # one picture per validation (the sanity check's is skipped), named by step; test's once; the run's curves
+    assert names == ["curves.png", "test_confusion_matrix.png", "test_samples.png", "val_first_step0000002.png",
                      "val_first_step0000004.png"]
     ramp = np.asarray(Image.open(images / "val_first_step0000004.png"))
     assert ramp.shape == (28, 28) and ramp[0, 0] == 0 and ramp[0, -1] == 255  # the tensor, pixel for pixel
