@@ -87,6 +87,44 @@ def test_python_callers_get_the_same_checks(tmp_path) -> None:
     ClassificationTask(lr=1e-3, milestones=[2, 4], weight_decay=0.0)
 
 
+@pytest.mark.parametrize(
+    ("task", "kwargs", "message"),
+    [
+        ("VAETask", {"latent_dim": 0}, "VAETask: latent_dim must be an integer >= 1, got 0"),
+        ("GANTask", {"latent_dim": -3}, "GANTask: latent_dim must be an integer >= 1, got -3"),
+        ("AutoencoderTask", {"img_size": 0}, "AutoencoderTask: img_size must be an integer >= 1, got 0"),
+        ("GANTask", {"n_critic": 0}, "n_critic must be"),
+        ("GANTask", {"ema_decay": 1.0}, "ema_decay must be a finite number >= 0 and < 1, got 1.0"),
+        ("VAETask", {"beta": float("inf")}, "beta must be a finite number >= 0, got inf"),
+        ("DetectionTask", {"fpn_channels": 0}, "fpn_channels must be an integer >= 1, got 0"),
+        ("DetectionTask", {"head": "fcos", "fpn_channels": 48}, "fpn_channels must be a multiple of 32 for the fcos head"),
+        ("DetectionTask", {"score_thresh": 1.5}, "score_thresh must be a finite number >= 0 and < 1, got 1.5"),
+        ("ClassificationTask", {"backbone_lr_mult": float("nan")}, "backbone_lr_mult must be a finite number >= 0, got nan"),
+        ("SegmentationTask", {"encoder_lr_mult": -1.0}, "encoder_lr_mult must be"),
+    ],
+)
+def test_task_options_out_of_range_are_one_line(task: str, kwargs: dict, message: str) -> None:
+    """Checked where they are declared (core/options.py), before any network is built."""
+    import visionsuite.tasks as tasks
+
+    extra = {"backbone": "resnet18", "num_classes": 3} if task == "DetectionTask" else {}
+    with pytest.raises(ConfigError) as info:
+        getattr(tasks, task)(**extra, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_generative_model_refuses_data_of_another_size(data_root: Path, mirror: Path) -> None:
+    from lightning.pytorch import Trainer
+
+    from visionsuite.tasks import VAETask
+
+    task = VAETask(img_size=32)
+    trainer = Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    dm = FashionMNISTDataModule(data_dir=str(data_root), train_subset=64, val_subset=64, batch_size=32)
+    with pytest.raises(ConfigError, match=r"model.img_size=32 but the data's images are 28x28"):
+        trainer.fit(task, datamodule=dm)
+
+
 @pytest.fixture
 def lenet_weights(tmp_path) -> Path:
     path = tmp_path / "lenet5.pt"

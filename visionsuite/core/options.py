@@ -107,6 +107,30 @@ RULES: dict[str, Rule] = {
     "label_smoothing": finite(below=1),
     "aux_loss_weight": finite(),
     "num_sample_images": int_at_least(0),
+    "backbone_lr_mult": finite(),
+    "encoder_lr_mult": finite(),
+    "stage_lr_decay": finite(positive=True),
+    "top_stages": int_at_least(1),
+    "num_overlay_images": int_at_least(0),
+    # detection
+    "fpn_channels": int_at_least(1),
+    "head_convs": int_at_least(1),
+    "detections_per_img": int_at_least(1),
+    "score_thresh": finite(below=1),
+    "nms_thresh": finite(positive=True),
+    # generative
+    "latent_dim": int_at_least(1),
+    "img_size": int_at_least(1),
+    "beta": finite(),
+    "kl_warmup_steps": int_at_least(0),
+    "noise_level": finite(),
+    "gp_weight": finite(),
+    "n_critic": int_at_least(1),
+    "d_lr": lambda v: None if v is None else finite(positive=True)(v),
+    "ema_decay": lambda v: None if v is None else finite(below=1)(v),
+    "num_fixed_samples": int_at_least(1),
+    "kid_subset_size": int_at_least(2, optional=True),
+    "scatter_points": int_at_least(0),
 }
 
 

@@ -112,6 +112,11 @@ class DetectionTask(BaseTask):
 
     def configure_models(self) -> None:
         hp = self.hparams
+        if hp.head == "fcos" and hp.fpn_channels % 32:  # torchvision's FCOS head: GroupNorm(32, channels)
+            raise ConfigError(
+                f"DetectionTask: fpn_channels must be a multiple of 32 for the fcos head (its GroupNorm has"
+                f" 32 groups), got {hp.fpn_channels}"
+            )
         body = backbone_with_fpn(
             hp.backbone, out_strides=tuple(hp.out_strides), out_channels=hp.fpn_channels,
             extra_blocks=hp.extra_blocks, in_chans=hp.in_chans, weights=hp.weights, **(hp.backbone_options or {}),

@@ -103,7 +103,8 @@ class GANTask(GenerativeTask):
             ema_warmup: ramp the EMA's decay up as ``min(ema_decay, (1 + n) / (10 + n))`` after n
                 updates (TensorFlow's rule), so short runs do not sample a mostly untrained average.
             num_fixed_samples: size of the fixed-noise sample grid drawn at every validation.
-            fid_classifier_ckpt: a visionsuite classification checkpoint (``fid_backbone``) trained on
+            fid_classifier_ckpt: a visionsuite classification checkpoint (``fid_backbone``), or the
+                folder of a classification run (its best checkpoint), trained on
                 the same dataset: FID/KID are computed in its pre-logits feature space, named
                 ``fid_<fid_features_name>`` (default name ``<fid_backbone>_<dataset>``).
             fid_backbone: the backbone of that checkpoint.
@@ -216,9 +217,14 @@ class GANTask(GenerativeTask):
             if dm is None or not getattr(dm, "mean", None):
                 raise ConfigError("fid_classifier_ckpt needs a data module with mean/std (the classifier's normalisation)")
             name = hp.fid_features_name or f"{hp.fid_backbone}_{dm.dataset_name}"
+            ckpt = Path(hp.fid_classifier_ckpt).expanduser()
+            if ckpt.is_dir():  # a classification run folder: its best checkpoint
+                from visionsuite.runs.folders import run_checkpoint_for
+
+                ckpt, _ = run_checkpoint_for(ckpt, None)
             extractors.append(
                 classifier_features(
-                    hp.fid_backbone, hp.fid_classifier_ckpt, name, num_classes=dm.num_classes, mean=dm.mean,
+                    hp.fid_backbone, str(ckpt), name, num_classes=dm.num_classes, mean=dm.mean,
                     std=dm.std, in_chans=dm.in_chans,
                 )
             )

@@ -49,6 +49,18 @@ class GenerativeTask(BaseTask):
     def expected_data_classes(self) -> int | None:
         return None  # unconditional models work on any labelled data; GANTask checks its conditional_classes
 
+    def setup(self, stage: str) -> None:
+        """Also refuse data whose image size is not the model's ``img_size`` (the networks are
+        built for one size: another one fails deep inside a reshape)."""
+        super().setup(stage)
+        size = getattr(self.datamodule, "image_size", None)
+        side = self.hparams.get("img_size")
+        if side is not None and isinstance(size, (tuple, list)) and tuple(size) != (side, side):
+            raise ConfigError(
+                f"model.img_size={side} but the data's images are {size[0]}x{size[1]}; set"
+                f" model.init_args.img_size to the data's side (square images) or data.init_args.image_size: {side}"
+            )
+
     def pixels(self, images: Tensor) -> Tensor:
         """The batch's images as [0, 1] pixels (the data module's normalisation undone)."""
         return self.display_pixels(images)
