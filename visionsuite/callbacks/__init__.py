@@ -1,4 +1,4 @@
-"""Lightning callbacks that steer a run: its checkpoints and its divergence guard.
+"""Lightning callbacks that steer a run: its checkpoints, its divergence guard and its ``run.json``.
 
 Callbacks that write files or figures (prediction CSVs, masks, boxes, sample grids, metric
 files) live in :mod:`visionsuite.outputs`. Their old paths here
@@ -7,6 +7,7 @@ files) live in :mod:`visionsuite.outputs`. Their old paths here
 
 from visionsuite.callbacks.checkpointing import checkpoint_callbacks
 from visionsuite.callbacks.divergence import DivergenceError, DivergenceGuard
+from visionsuite.callbacks.run_record import RunRecord
 from visionsuite.outputs import (  # re-exported for one release; use visionsuite.outputs
     ExplanationFigures,
     FigureLogger,
@@ -24,6 +25,7 @@ __all__ = [
     "MaskOverlay",
     "MetricsFileWriter",
     "PredictionCSVWriter",
+    "RunRecord",
     "SegmentationMaskWriter",
     "checkpoint_callbacks",
 ]

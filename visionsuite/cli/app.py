@@ -425,11 +425,13 @@ SUBCOMMANDS = {
     "predict-exported": "predictions CSV from an exported model, without Lightning",
     "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
     "explain": "saliency, Grad-CAM on a stage and first-layer filters of a checkpoint, as PNGs",
+    "runs": "list the runs below a folder (default logs/): task, model, status, epochs, best metric, age",
+    "compare": "config differences, final/best metrics and overlaid validation curves of runs",
 }
 
 #: subcommands served by a module's ``main(args)``.
 TOOLS = {"export": "visionsuite.tools.export", "predict-exported": "visionsuite.tools.exported", "ensemble": "visionsuite.tools.ensemble",
-         "explain": "visionsuite.tools.explain"}
+         "explain": "visionsuite.tools.explain", "runs": "visionsuite.tools.runs", "compare": "visionsuite.tools.compare"}
 
 
 def _help() -> str:

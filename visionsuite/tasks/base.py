@@ -23,6 +23,7 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
 from visionsuite.callbacks import DivergenceGuard, checkpoint_callbacks
+from visionsuite.callbacks.run_record import RunRecord
 from visionsuite.core.options import check_arguments
 from visionsuite.errors import ConfigError
 from visionsuite.outputs import MetricsFileWriter, TrainingCurves
@@ -412,11 +413,11 @@ class BaseTask(LightningModule, ABC):
 
     def run_callbacks(self, checkpoint_dir: str | Path | None) -> list[Callback]:
         """Checkpoints (best on ``monitor`` when set, and ``last.ckpt``), the divergence guard and
-        ``metrics.json`` and ``images/curves.png``: the callbacks that live as long as the run."""
+        ``metrics.json``, ``images/curves.png`` and ``run.json``: the callbacks that live as long as the run."""
         every = self.hparams.checkpoint_every_n_steps
         return [
             *checkpoint_callbacks(checkpoint_dir, self.monitor, self.mode, every),
-            DivergenceGuard(), MetricsFileWriter(), TrainingCurves(),
+            DivergenceGuard(), MetricsFileWriter(), TrainingCurves(), RunRecord(),
         ]  # fmt: skip
 
     def default_callbacks(self) -> list[Callback]:

@@ -218,10 +218,14 @@ class GANTask(GenerativeTask):
                 raise ConfigError("fid_classifier_ckpt needs a data module with mean/std (the classifier's normalisation)")
             name = hp.fid_features_name or f"{hp.fid_backbone}_{dm.dataset_name}"
             ckpt = Path(hp.fid_classifier_ckpt).expanduser()
-            if ckpt.is_dir():  # a classification run folder: its best checkpoint
-                from visionsuite.runs.folders import run_checkpoint_for
-
-                ckpt, _ = run_checkpoint_for(ckpt, None)
+            if ckpt.is_dir():  # a classification run folder: its one best checkpoint
+                best = sorted((ckpt / "checkpoints").glob("best-*.ckpt"))
+                if len(best) != 1:
+                    raise ConfigError(
+                        f"fid_classifier_ckpt {ckpt}: a run folder needs exactly one checkpoints/best-*.ckpt,"
+                        f" found {len(best)}; give the checkpoint file instead"
+                    )
+                ckpt = best[0]
             extractors.append(
                 classifier_features(
                     hp.fid_backbone, str(ckpt), name, num_classes=dm.num_classes, mean=dm.mean,
