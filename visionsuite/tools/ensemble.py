@@ -97,8 +97,12 @@ def check_compatible(members: Sequence[object]) -> None:
 
 
 def member_name(m: object) -> str:
+    """``<experiment>/<run> (<backbone>) <checkpoint>`` for a run's own config, else ``<config> (…) <ckpt>``."""
     hp = m.task.hparams
-    return f"{m.config.name} ({hp.get('backbone') or hp.get('model') or '?'}) {m.ckpt.name}"
+    source, run = m.config.name, Path(m.config).resolve().parent  # resolved: `latest` names its run
+    if source == "config.yaml" and run.parent.name:  # a run folder: name it by experiment and run
+        source = f"{run.parent.name}/{run.name}"
+    return f"{source} ({hp.get('backbone') or hp.get('model') or '?'}) {m.ckpt.name}"
 
 
 def evaluate(members: Sequence[object], method: str, weights: Sequence[float] | None,
