@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
 from . import augment as aug
 from .base import TensorClassificationDataModule
 from .batch import Batch
 from .cache import DecodedSplit
-from .errors import InvalidDatasetError
+from .errors import DataError, InvalidDatasetError
 from .geometry import RESIZE_MODES, ResizeMode, fit_sample
-from .images import load_image, skipped_message
+from .images import SWAPPING_ORIENTATIONS, load_image, skipped_message
 
 
 @dataclass
@@ -47,11 +47,32 @@ def load_mask(path: str | Path) -> Tensor:
     """A label map as uint8 [H, W] of raw class indices (palette indices for ``P`` images).
 
     Never converted through RGB: a palette or grayscale PNG already stores the class index.
+    An EXIF orientation is applied, as :func:`~visionsuite.data.images.load_image` applies it
+    to images, so a mask is read the way its image is (a transpose moves pixels, never mixes them).
     """
     with Image.open(path) as img:
         if img.mode not in ("P", "L"):
             raise InvalidDatasetError(f"mask {str(path)!r} is mode {img.mode}; expected one class index per pixel (P or L)")
-        return torch.from_numpy(np.array(img, dtype=np.uint8))
+        return torch.from_numpy(np.array(ImageOps.exif_transpose(img), dtype=np.uint8))
+
+
+def check_pair_size(
+    image: Path, mask: Path, image_size: tuple[int, int], mask_size: tuple[int, int], orientations: tuple[int, int] = (1, 1)
+) -> None:
+    """Refuse an image and mask of different (H, W), naming both: they cannot be in register.
+
+    Sizes are those after EXIF orientation (what the decoder produces); ``orientations`` (image,
+    mask) are named in the message when one of them turns the file, since the raw sizes may agree.
+    """
+    if tuple(image_size) == tuple(mask_size):
+        return
+    turned = [f"{what} has EXIF orientation {o}" for what, o in zip(("the image", "the mask"), orientations)
+              if o in SWAPPING_ORIENTATIONS]  # fmt: skip
+    note = f" once oriented ({', '.join(turned)})" if turned else ""
+    raise InvalidDatasetError(
+        f"image {str(image)!r} is {image_size[1]}x{image_size[0]} but its mask {str(mask)!r} is "
+        f"{mask_size[1]}x{mask_size[0]}{note}"
+    )
 
 
 def decode_samples(
@@ -86,6 +107,8 @@ def decode_samples(
         except (OSError, ValueError, InvalidDatasetError):
             skipped.append(sample.image.relative_to(base).as_posix())
             continue
+        if mask is not None and sample.mask is not None:  # never cache a pair out of register
+            check_pair_size(sample.image, sample.mask, tuple(image.shape[-2:]), tuple(mask.shape))
         fitted = fit_sample(
             image, size, mode, mask=mask, boxes=sample.boxes if has_boxes else None,
             box_labels=sample.box_labels, mask_fill=ignore_index,
@@ -190,6 +213,14 @@ class DenseTargetDataModule(TensorClassificationDataModule):
     def samples(self, split: str) -> tuple[Path, list[Sample]]:
         """The folder that file names are relative to, and the samples of ``split``."""
         raise NotImplementedError
+
+    def _source_description(self) -> str:
+        """The folder(s) skipped file names are relative to: the user's files, not the cache folder."""
+        try:
+            bases = dict.fromkeys(str(self.samples(s)[0]) for s in self.cache_splits())
+        except (NotImplementedError, DataError):
+            return super()._source_description()
+        return " and ".join(bases)
 
     def _decode(self, splits: list[str]) -> dict[str, DecodedSplit]:
         out = {}

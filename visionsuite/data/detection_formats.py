@@ -15,7 +15,16 @@ Bad input, as the detection issue asks:
   and the id;
 * a YOLO line with the wrong number of fields or a value outside [0, 1] →
   :class:`InvalidDatasetError` naming the file and the line number;
-* a COCO image entry whose file is missing → :class:`InvalidDatasetError` naming it.
+* a COCO image entry whose file is missing → :class:`InvalidDatasetError` naming it;
+* input that cannot be right is refused in one line naming the file (and the id, object or
+  line): a file that is not JSON / XML / UTF-8 text, a COCO file without ``images`` or
+  ``categories``, duplicate COCO image or category ids, an annotation of an unknown image, a
+  COCO ``bbox`` that is missing or not 4 finite numbers, a VOC file without ``<filename>`` or
+  ``<size>``, a VOC object without ``<bndbox>`` or with a non-numeric coordinate;
+* a set without a single box → refused (nothing to train on); images without boxes among
+  images with boxes stay valid negatives.
+
+Image sizes read from headers (YOLO) are the EXIF-oriented ones the decoder produces.
 
 ``iscrowd`` (COCO) and ``difficult`` (VOC) mark boxes that evaluation should ignore rather than
 count as misses. COCO crowd boxes are dropped by default (counted as ``crowd``), as the YOLO
@@ -27,6 +36,7 @@ export of COCO does; with ``keep_crowd=True`` they are kept and flagged in
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +48,7 @@ from PIL import Image
 from torch import Tensor
 
 from .errors import DatasetNotFoundError, InvalidDatasetError
-from .images import list_image_files
+from .images import list_image_files, open_regular_file, oriented_size
 
 #: the 20 Pascal VOC classes in their canonical order.
 VOC_CLASSES = (
@@ -120,41 +130,110 @@ def _record(
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) from the image header only (no pixel decoding)."""
+    """(H, W) as decoded, EXIF orientation applied (header only, no pixel decoding).
+
+    Normalised YOLO boxes are scaled by it, and the decoder turns images with orientation 5-8
+    (as Ultralytics' ``exif_size`` does), so the raw header size would put the boxes off.
+    """
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except OSError as err:
+        with open_regular_file(path) as fh, Image.open(fh) as im:
+            return oriented_size(im)
+    except (OSError, ValueError, SyntaxError) as err:
         raise InvalidDatasetError(f"cannot read image {str(path)!r}: {err}") from None
-    return h, w
+
+
+def _require_boxes(found: DetectionSet, source: str) -> DetectionSet:
+    """Refuse a set without a single box: a detector has nothing to learn (negatives need positives)."""
+    if any(len(r.boxes) for r in found.records):
+        return found
+    dropped = ", ".join(f"{n} {why}" for why, n in sorted(found.counts.items()) if n)
+    left = f" left (dropped: {dropped})" if dropped else ""
+    raise InvalidDatasetError(f"no boxes{left} in {source}: nothing to train on")
 
 
 # ----------------------------------------------------------------------------------- COCO JSON
+def _load_coco_json(annotation_file: Path) -> tuple[list[dict], list[dict], list]:
+    """``categories``, ``images``, ``annotations`` of a COCO file, or one line saying what is wrong."""
+    try:
+        data = json.loads(annotation_file.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InvalidDatasetError(f"{annotation_file}: not a readable JSON file ({err})") from None
+    if not isinstance(data, dict):
+        raise InvalidDatasetError(f"{annotation_file}: not a COCO instances file (the top level is not a JSON object)")
+    for key in ("images", "categories"):
+        if key not in data:
+            raise InvalidDatasetError(f"{annotation_file}: not a COCO instances file (no {key!r} key)")
+    parts = data["categories"], data["images"], data.get("annotations", [])
+    for key, part in zip(("categories", "images", "annotations"), parts):
+        if not isinstance(part, list) or not all(isinstance(e, dict) for e in part):
+            raise InvalidDatasetError(f"{annotation_file}: {key!r} must be a list of JSON objects")
+    return parts
+
+
+def _coco_field(annotation_file: Path, entry: dict, key: str, what: str, kind: type | tuple[type, ...] = int):
+    """``entry[key]``, or one line naming the file and the entry when it is missing or of another type."""
+    value = entry.get(key)
+    if value is None or isinstance(value, bool) or not isinstance(value, kind):
+        got = "missing" if value is None else f"{value!r}"
+        raise InvalidDatasetError(f"{annotation_file}: {what} has no valid {key!r} ({got})")
+    return value
+
+
+def _coco_box(annotation_file: Path, ann: dict, what: str) -> list[float]:
+    """The ``bbox`` ``[x, y, w, h]`` of an annotation as 4 finite numbers, else one line saying why."""
+    bbox = ann.get("bbox")
+    if "bbox" not in ann:
+        raise InvalidDatasetError(f"{annotation_file}: {what} has no 'bbox'")
+    if (not isinstance(bbox, list) or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)):  # fmt: skip
+        raise InvalidDatasetError(f"{annotation_file}: {what} has bbox {json.dumps(bbox)}; expected 4 finite numbers [x, y, w, h]")
+    return [float(v) for v in bbox]
+
+
 def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bool = False) -> DetectionSet:
     """Read a COCO ``instances_*.json``; image ``file_name`` entries are relative to ``image_dir``.
 
     Contiguous labels follow the sorted category ids. Sizes come from the JSON's
-    ``height``/``width`` (COCO's own convention), so images are not opened.
+    ``height``/``width`` (COCO's own convention), so images are not opened. Refused, in one
+    line naming the file: duplicate image or category ids, an annotation of an unknown image
+    or category, a missing or malformed ``bbox``, and a file without a single box.
     """
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
     if not annotation_file.is_file():
         raise DatasetNotFoundError(f"COCO annotation file {str(annotation_file)!r} does not exist")
-    try:
-        data = json.loads(annotation_file.read_text())
-        categories = sorted(data["categories"], key=lambda c: c["id"])
-        images, annotations = data["images"], data.get("annotations", [])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise InvalidDatasetError(f"{annotation_file}: not a COCO instances file ({err})") from None
+    raw_categories, images, annotations = _load_coco_json(annotation_file)
+    seen: set[int] = set()
+    for i, c in enumerate(raw_categories):
+        cid = _coco_field(annotation_file, c, "id", f"category #{i}")
+        _coco_field(annotation_file, c, "name", f"category id {cid}", str)
+        if cid in seen:
+            raise InvalidDatasetError(f"{annotation_file}: category id {cid} appears more than once; ids must be unique")
+        seen.add(cid)
+    categories = sorted(raw_categories, key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(categories)}
-    per_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
-    for ann in annotations:
-        if ann["category_id"] not in index:
-            raise InvalidDatasetError(
-                f"{annotation_file}: annotation {ann.get('id')} has unknown category id {ann['category_id']}"
-            )
-        if ann["image_id"] not in per_image:
-            raise InvalidDatasetError(f"{annotation_file}: annotation {ann.get('id')} names unknown image id {ann['image_id']}")
-        per_image[ann["image_id"]].append(ann)
+    per_image: dict[int, list[dict]] = {}
+    for i, im in enumerate(images):
+        iid = _coco_field(annotation_file, im, "id", f"image #{i}")
+        what = f"image id {iid}"
+        _coco_field(annotation_file, im, "file_name", what, str)
+        for key in ("height", "width"):
+            if not 1 <= _coco_field(annotation_file, im, key, what, (int, float)) < math.inf:
+                raise InvalidDatasetError(f"{annotation_file}: {what} has {key} {im[key]}; expected a positive integer")
+        if iid in per_image:
+            raise InvalidDatasetError(f"{annotation_file}: image id {iid} appears more than once; ids must be unique")
+        per_image[iid] = []
+    if not annotations:
+        raise InvalidDatasetError(f"no boxes in {annotation_file}: nothing to train on (its 'annotations' list is empty)")
+    for i, ann in enumerate(annotations):
+        what = f"annotation id {ann['id']}" if "id" in ann else f"annotation #{i} (no id)"
+        category = _coco_field(annotation_file, ann, "category_id", what)
+        image_id = _coco_field(annotation_file, ann, "image_id", what)
+        if category not in index:
+            raise InvalidDatasetError(f"{annotation_file}: {what} has unknown category id {category}")
+        if image_id not in per_image:
+            raise InvalidDatasetError(f"{annotation_file}: {what} names unknown image id {image_id}")
+        ann = {**ann, "bbox": _coco_box(annotation_file, ann, what)}
+        per_image[image_id].append(ann)
     counts: Counter = Counter()
     records = []
     for im in images:
@@ -171,7 +250,8 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bo
             labels.append(index[ann["category_id"]])
             crowd.append(bool(ann.get("iscrowd", 0)))
         records.append(_record(int(im["id"]), path, (int(im["height"]), int(im["width"])), boxes, labels, crowd, counts))
-    return DetectionSet(records, [c["id"] for c in categories], [c["name"] for c in categories], counts)
+    found = DetectionSet(records, [c["id"] for c in categories], [c["name"] for c in categories], counts)
+    return _require_boxes(found, str(annotation_file))
 
 
 # ----------------------------------------------------------------------------------- YOLO text
@@ -194,7 +274,11 @@ def read_yolo_names(names_file: str | Path) -> list[str]:
 def _yolo_lines(label_file: Path, size: tuple[int, int], num_classes: int) -> tuple[list, list]:
     h, w = size
     boxes, labels = [], []
-    for lineno, line in enumerate(label_file.read_text().splitlines(), start=1):
+    try:
+        text = label_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidDatasetError(f"{label_file}: not a readable YOLO label text file ({err})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -203,7 +287,9 @@ def _yolo_lines(label_file: Path, size: tuple[int, int], num_classes: int) -> tu
         try:
             cls, cx, cy, bw, bh = int(fields[0]), *(float(f) for f in fields[1:])
         except ValueError:
-            raise InvalidDatasetError(f"{label_file}:{lineno}: not numbers: {line.strip()!r}") from None
+            raise InvalidDatasetError(
+                f"{label_file}:{lineno}: expected an integer class and 4 numbers 'class cx cy w h', got {line.strip()!r}"
+            ) from None
         if not 0 <= cls < num_classes:
             raise InvalidDatasetError(f"{label_file}:{lineno}: unknown class id {cls} (names has {num_classes})")
         if not all(0.0 <= v <= 1.0 for v in (cx, cy, bw, bh)):
@@ -236,7 +322,9 @@ def read_yolo(image_dir: str | Path, label_dir: str | Path, names: Sequence[str]
             boxes, labels = _yolo_lines(label_file, size, len(names))
         records.append(_record(len(records), path, size, boxes, labels, [False] * len(labels), counts))
     orphans = sorted(p for p in label_dir.rglob("*.txt") if p not in used)
-    return DetectionSet(records, list(range(len(names))), names, counts, orphans)
+    if not records:
+        raise InvalidDatasetError(f"YOLO image folder {str(image_dir)!r} holds no image files")
+    return _require_boxes(DetectionSet(records, list(range(len(names))), names, counts, orphans), f"the labels of {label_dir}")
 
 
 # ----------------------------------------------------------------------------------- Pascal VOC
@@ -259,30 +347,56 @@ def read_voc(
     for xml_file in map(Path, annotation_files):
         try:
             root = ET.parse(xml_file).getroot()
-            filename = root.findtext("filename")
-            size_el = root.find("size")
-            size = (int(size_el.findtext("height")), int(size_el.findtext("width")))
-        except (OSError, ET.ParseError, AttributeError, TypeError, ValueError) as err:
-            raise InvalidDatasetError(f"{xml_file}: not a VOC annotation ({err})") from None
+        except ET.ParseError as err:
+            raise InvalidDatasetError(f"{xml_file}: not valid XML ({err})") from None
+        except OSError as err:
+            raise InvalidDatasetError(f"{xml_file}: cannot read the VOC annotation ({err})") from None
+        filename = (root.findtext("filename") or "").strip()
+        if not filename:
+            raise InvalidDatasetError(f"{xml_file}: no <filename>: the VOC annotation names no image")
+        try:
+            size = (int(float(root.findtext("size/height") or "")), int(float(root.findtext("size/width") or "")))
+        except (ValueError, OverflowError):
+            size = (0, 0)
+        if min(size) < 1:
+            raise InvalidDatasetError(f"{xml_file}: <size> needs positive integer <width> and <height>")
         path = image_dir / filename
         if not path.is_file():
             raise InvalidDatasetError(f"{xml_file}: image file {str(path)!r} is missing")
         boxes, labels, difficult = [], [], []
-        for obj in root.iter("object"):
+        for number, obj in enumerate(root.iter("object"), start=1):
             name = (obj.findtext("name") or "").strip()
             if name not in index:
-                raise InvalidDatasetError(f"{xml_file}: unknown class {name!r}")
+                raise InvalidDatasetError(f"{xml_file}: unknown class {name!r} (object {number})")
+            x1, y1, x2, y2 = _voc_box(xml_file, obj, f"object {number} ({name!r})")
             hard = (obj.findtext("difficult") or "0").strip() == "1"
             if hard and not keep_difficult:
                 counts["difficult"] += 1
                 continue
-            bb = obj.find("bndbox")
-            try:
-                x1, y1, x2, y2 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            except (AttributeError, TypeError, ValueError):
-                raise InvalidDatasetError(f"{xml_file}: object {name!r} has no valid <bndbox>") from None
             boxes.append([x1 - 1, y1 - 1, x2, y2])
             labels.append(index[name])
             difficult.append(hard)
         records.append(_record(len(records), path, size, boxes, labels, difficult, counts))
-    return DetectionSet(records, list(range(len(classes))), list(classes), counts)
+    found = DetectionSet(records, list(range(len(classes))), list(classes), counts)
+    if not records:
+        return found  # no files given: the caller names the empty folder
+    where = str(annotation_files[0]) if len(records) == 1 else f"the {len(records)} VOC files of {Path(annotation_files[0]).parent}"
+    return _require_boxes(found, where)
+
+
+def _voc_box(xml_file: Path, obj: ET.Element, what: str) -> tuple[float, float, float, float]:
+    """``xmin, ymin, xmax, ymax`` of a VOC ``<object>`` as finite numbers, or one line naming file and object."""
+    bb = obj.find("bndbox")
+    if bb is None:
+        raise InvalidDatasetError(f"{xml_file}: {what} has no <bndbox>")
+    values = []
+    for key in ("xmin", "ymin", "xmax", "ymax"):
+        text = (bb.findtext(key) or "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise InvalidDatasetError(f"{xml_file}: {what} has <{key}> {text!r} in its <bndbox>; expected a number")
+        values.append(value)
+    return values[0], values[1], values[2], values[3]

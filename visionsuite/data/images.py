@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -54,6 +54,27 @@ def load_image(path: str | Path, channels: int, size: tuple[int, int] | None) ->
     if size is not None and chw.shape[1:] != tuple(size):
         chw = fit_sample(torch.from_numpy(chw), size, "crop").image.numpy()
     return chw
+
+
+#: EXIF orientations that :func:`~PIL.ImageOps.exif_transpose` turns by 90 degrees (width and height swap).
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation :func:`load_image` applies to ``img`` (1, none, for a missing or odd tag).
+
+    Read the way :func:`~PIL.ImageOps.exif_transpose` reads it, so a size check that uses it
+    agrees with the decoder (JPEG: from the header alone; PNG: Pillow may read the file for it).
+    """
+    value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """(H, W) of ``img`` once its EXIF orientation is applied: the size :func:`load_image` decodes to."""
+    if exif_orientation(img) in SWAPPING_ORIENTATIONS:
+        return img.width, img.height
+    return img.height, img.width
 
 
 def open_regular_file(path: str | Path) -> BinaryIO:

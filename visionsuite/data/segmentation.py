@@ -5,7 +5,8 @@ stem) and checks each pair once, when the cache is built, so a bad dataset fails
 error naming the file instead of training on garbage:
 
 * an image without its mask (or a mask without its image), or an image and mask of different
-  sizes → :class:`InvalidDatasetError` naming the pair;
+  sizes → :class:`InvalidDatasetError` naming the pair; sizes are compared as decoded, with
+  the EXIF orientation of either file applied (masks are oriented like images);
 * an index mask (mode ``P``/``L``: one class index per pixel) with a value outside
   ``[0, num_classes)`` that is not ``ignore_index`` → error naming the file and the values;
 * a colour mask (``RGB``/``RGBA``, alpha ignored) is mapped through ``palette`` (one RGB per
@@ -26,19 +27,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .cache import CACHE_VERSION
 from .datasets import TensorImageDataset
-from .dense import DenseTargetDataModule, Sample
+from .dense import DenseTargetDataModule, Sample, check_pair_size
 from .errors import InvalidDatasetError
 from .geometry import fit_sample
 from .image_folder import IMAGENET_MEAN, IMAGENET_STD
 from .images import (
     IMG_EXTENSIONS,
+    exif_orientation,
     list_image_files,
     load_image,
     open_regular_file,
+    oriented_size,
     skipped_message,
 )
 
@@ -77,12 +80,25 @@ def colour_to_index(rgb: np.ndarray, path: Path, palette: list[list[int]], ignor
 
 
 def image_size_of(path: Path) -> tuple[int, int] | None:
-    """(H, W) from the file header, or ``None`` when it is not a readable image (skipped later)."""
+    """(H, W) the decoder will produce (EXIF orientation applied), or ``None`` when unreadable.
+
+    The raw header size is not enough: :func:`~visionsuite.data.images.load_image` turns an
+    image with orientation 5-8, so its mask must match the turned size. ``None``: skipped later.
+    """
     try:
         with open_regular_file(path) as fh, Image.open(fh) as img:
-            return img.height, img.width
-    except (OSError, ValueError):
+            return oriented_size(img)
+    except (OSError, ValueError, SyntaxError):
         return None
+
+
+def image_orientation_of(path: Path) -> int:
+    """The EXIF orientation of an image file (1 when there is none or it is unreadable)."""
+    try:
+        with open_regular_file(path) as fh, Image.open(fh) as img:
+            return exif_orientation(img)
+    except (OSError, ValueError, SyntaxError):
+        return 1
 
 
 class PairedMaskDataModule(DenseTargetDataModule):
@@ -128,6 +144,11 @@ class PairedMaskDataModule(DenseTargetDataModule):
     def cache_splits(self) -> tuple[str, ...]:
         return tuple(s for s in SPLITS if s in self.split_folders())
 
+    def _source_description(self) -> str:
+        """The images folder(s) skipped names are relative to (the user's folders, not the cache's)."""
+        folders = self.split_folders()
+        return " and ".join(dict.fromkeys(str(folders[s][0]) for s in self.cache_splits()))
+
     # -- pairing and checks --------------------------------------------------------------------
     def samples(self, split: str) -> tuple[Path, list[Sample]]:
         if split not in self._samples:
@@ -161,16 +182,17 @@ class PairedMaskDataModule(DenseTargetDataModule):
         size = image_size_of(image)
         try:
             with open_regular_file(mask) as fh, Image.open(fh) as img:
-                mode, mask_size = img.mode, (img.height, img.width)
+                # oriented like images are decoded (load_mask does the same), so the pair stays in register
+                mode, mask_orientation = img.mode, exif_orientation(img)
+                img = ImageOps.exif_transpose(img)
+                mask_size = (img.height, img.width)
                 pixels = np.array(img.convert("RGB") if mode in ("RGB", "RGBA") else img, dtype=np.uint8)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SyntaxError) as err:
             raise InvalidDatasetError(f"mask {str(mask)!r} (of image {str(image)!r}) is unreadable: {err}") from None
         if size is None:
             return Sample(image, mask)  # unreadable image: decode_samples skips and counts it
         if size != mask_size:
-            raise InvalidDatasetError(
-                f"image {str(image)!r} is {size[1]}x{size[0]} but its mask {str(mask)!r} is {mask_size[1]}x{mask_size[0]}"
-            )
+            check_pair_size(image, mask, size, mask_size, (image_orientation_of(image), mask_orientation))
         if mode in ("P", "L"):
             check_index_mask(pixels, mask, self.num_classes, self.ignore_index)
             return Sample(image, mask)
