@@ -28,6 +28,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from visionsuite.callbacks.divergence import DivergenceError
 from visionsuite.core.atomic import write_text_atomic
+from visionsuite.core.readers import read_json_object
 
 FILENAME = "run.json"
 #: hyperparameters naming the network, first present wins (classification/detection, segmentation, generative).
@@ -68,7 +69,7 @@ class RunRecord(Callback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self._active(trainer):
             return
-        previous = _read(self._path(trainer))
+        previous = read_json_object(self._path(trainer))
         started = now()
         self.record = {k: previous[k] for k in ("started", "resumes", "epochs", "step") if k in previous}
         if "started" in previous:  # a resume in the same folder: the run began earlier
@@ -120,11 +121,3 @@ _BOOKKEEPING = frozenset({"config.yaml", "hparams.yaml"})
 def _holds_results(run: Path, own: str) -> bool:
     """Whether the folder holds anything but its config and this record (a checkpoint, metrics)."""
     return any(p.is_file() and p.name not in _BOOKKEEPING | {own} for p in run.rglob("*"))
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

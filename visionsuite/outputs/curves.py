@@ -26,6 +26,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from visionsuite.core.atomic import atomic_path
 from visionsuite.core.notes import warn
+from visionsuite.core.readers import finite_number
 
 #: the file name, under the run folder's ``images/`` (where the sample pictures go too).
 FILENAME = "curves.png"
@@ -44,25 +45,15 @@ def curve_series(rows: Iterable[Mapping[str, Any]]) -> Series:
     """
     series: Series = {}
     for row in rows:
-        step = _number(row.get("step"))
+        step = finite_number(row.get("step"))
         if step is None:
             continue
         for key, raw in row.items():
-            value = _number(raw)
+            value = finite_number(raw)
             if key in _AXES or value is None:
                 continue
             series.setdefault(key, []).append((int(step), value))
     return series
-
-
-def _number(raw: Any) -> float | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def curve_panels(series: Series, monitor: str | None) -> list[tuple[str, str, Series]]:

@@ -55,19 +55,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+def _differing(saved: dict[str, Any], configured: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, "key: checkpoint=… config=…")`` for each model hyperparameter the two disagree on."""
+    return [
+        (key, f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}")
+        for key in sorted(saved.keys() & configured.keys())
+        if not key.startswith("_") and _plain(saved[key]) != _plain(configured[key])
+    ]
+
+
 def hparam_differences(
     saved: dict[str, Any], configured: dict[str, Any], may_differ: Iterable[str] = ()
 ) -> list[str]:
     """``key: checkpoint=… config=…`` for each model hyperparameter the two disagree on, except
     those in ``may_differ`` (a task's ``evaluation_options``)."""
-    diffs = []
     skip = set(may_differ)
-    for key in sorted(saved.keys() & configured.keys()):
-        if key.startswith("_") or key in skip:
-            continue
-        if _plain(saved[key]) != _plain(configured[key]):
-            diffs.append(f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}")
-    return diffs
+    return [text for key, text in _differing(saved, configured) if key not in skip]
 
 
 def check_settings(
@@ -82,23 +85,16 @@ def check_settings(
     is refused, naming the key and both values.
     """
     kind = getattr(task_class, "option_kind", lambda key: "architecture")
-    refused, noted = [], []
-    for key in sorted(saved.keys() & configured.keys()):
-        if key.startswith("_") or _plain(saved[key]) == _plain(configured[key]):
-            continue
-        which = kind(key)
-        text = f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}"
-        if which == "architecture" or (which == "training" and resume):
-            refused.append(text)
-        elif which == "training":
-            noted.append(text)
+    kinds = [(kind(key), text) for key, text in _differing(saved, configured)]
+    architecture = [text for which, text in kinds if which == "architecture"]
+    training = [text for which, text in kinds if which == "training"]
+    refused = sorted(architecture + training) if resume and training else architecture
     if refused:
-        why = "resuming continues a run as it was trained" if resume and not any(
-            kind(r.split(":", 1)[0]) == "architecture" for r in refused
-        ) else "these shape the weights, so they must match; training settings such as lr may differ"
+        why = ("these shape the weights, so they must match; training settings such as lr may differ" if architecture
+               else "resuming continues a run as it was trained")  # fmt: skip
         raise CheckpointError(f"{ckpt} was trained with other model settings than the config: {'; '.join(refused)} ({why})")
-    if noted:
-        return [f"{ckpt} was trained with other training settings ({'; '.join(noted)}); evaluating its weights as they are"]
+    if training:
+        return [f"{ckpt} was trained with other training settings ({'; '.join(training)}); evaluating its weights as they are"]
     return []
 
 

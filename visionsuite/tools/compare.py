@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -126,32 +125,11 @@ def curve_panels(runs: Sequence[Compared]) -> list[tuple[str, Series]]:
 
 
 def draw_panels(panels: Sequence[tuple[str, Series]], path: Path) -> Path | None:
-    """One panel per key, one line per run, into ``path`` (atomically); ``None`` when nothing to draw."""
-    if not panels:
-        return None
-    from visionsuite.core.atomic import atomic_path
-    from visionsuite.outputs.figures import new_figure
+    """One panel per key, one line per run, into ``path`` (atomically, through the run curves'
+    own drawing); ``None`` when nothing to draw."""
+    from visionsuite.outputs.curves import draw_curves
 
-    cols = 1 if len(panels) == 1 else 2
-    rows = math.ceil(len(panels) / cols)
-    fig = new_figure(6.0 * cols, 3.6 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    for ax, (key, data) in zip(axes.flat, panels, strict=False):
-        for label, points in data.items():
-            steps, values = zip(*points, strict=True)
-            ax.plot(steps, values, label=label, marker="o" if len(points) <= 30 else None, markersize=3, linewidth=1.2)
-        ax.set_title(key, fontsize=10)
-        ax.set_xlabel("step")
-        ax.set_ylabel(key.split("/", 1)[-1])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    fig.clear()
-    return path
+    return draw_curves([(key, key.split("/", 1)[-1], data) for key, data in panels], path)
 
 
 def labels(paths: Sequence[Path]) -> list[str]:

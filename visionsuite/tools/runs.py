@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import socket
 import time
@@ -29,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from visionsuite.core.readers import finite_number as number
+from visionsuite.core.readers import read_json_object as read_json
 from visionsuite.runs.folders import RUNS_ROOT, RunError, iter_fit_runs
 
 #: metrics a task selects on, in the order :func:`guess_monitor` tries them (older runs only).
@@ -57,15 +58,6 @@ class RunInfo:
 
 # --- readers (no torch) ---------------------------------------------------------------------
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or ``{}`` when it is missing or unreadable (a run still writing it)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_config(run: Path) -> dict[str, Any]:
     """The run's resolved ``config.yaml`` (``{}`` when unreadable)."""
     import yaml
@@ -84,18 +76,6 @@ def read_rows(run: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(f))
     except OSError:
         return []
-
-
-def number(raw: Any) -> float | None:
-    """A finite float from a CSV cell; ``None`` for an empty cell, text or NaN/inf (as
-    :func:`visionsuite.outputs.curves.curve_series` reads them)."""
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def column(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:
