@@ -67,7 +67,7 @@ def test_cli_prints_the_table(capsys) -> None:
 
 
 def test_cli_options_and_batch(capsys) -> None:
-    assert main(["lenet5", "--input", "28x28", "--batch-size", "4", "--option", "num_classes=7"]) == 0
+    assert main(["lenet5", "--input", "28x28", "--batch_size", "4", "--option", "num_classes=7"]) == 0
     out = capsys.readouterr().out
     assert "1x28x28 input, batch 4" in out and "7" in out.split("FC3")[1].split("\n")[0]
 

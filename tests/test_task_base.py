@@ -160,7 +160,7 @@ def test_optimizer_factory_called_twice_gives_two_optimizers_with_their_betas() 
 
 def test_closing_line_prints_the_headline_metric_in_its_unit(capsys: pytest.CaptureFixture[str]) -> None:
     task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1)
-    _print_result([{"test/acc": 0.896, "test/loss": 0.3}], task, "best")
+    _print_result({"test/acc": 0.896, "test/loss": 0.3}, task, "test", "best-validation checkpoint")
     assert capsys.readouterr().out.strip() == "Test acc (best-validation checkpoint): 89.60%"
 
     class _Vae(ClassificationTask):  # a loss in nats: never a percentage
@@ -168,14 +168,17 @@ def test_closing_line_prints_the_headline_metric_in_its_unit(capsys: pytest.Capt
         headline_metric = "test/nelbo"
         headline_format = "{:.2f} nats"
 
-    _print_result([{"test/nelbo": 87.12, "test/loss": 87.12}], _Vae(num_classes=10, in_chans=1), None)
+    _print_result({"test/nelbo": 87.12, "test/loss": 87.12}, _Vae(num_classes=10, in_chans=1), "test", "final weights")
     assert capsys.readouterr().out.strip() == "Test nelbo (final weights): 87.12 nats"
 
     class _Gan(ClassificationTask):  # no monitored metric, no headline: no closing line
         monitor = None
 
-    _print_result([{"test/acc": 0.5}], _Gan(num_classes=10, in_chans=1), None)
+    _print_result({"test/acc": 0.5}, _Gan(num_classes=10, in_chans=1), "test", "final weights")
     assert capsys.readouterr().out == ""
+
+    _print_result({"val/acc": 0.25, "test/acc": 0.5}, task, "val", "last.ckpt, step 40")  # validate: its own metric
+    assert capsys.readouterr().out.strip() == "Validation acc (last.ckpt, step 40): 25.00%"
 
 
 @pytest.mark.parametrize("enabled", [True, False])

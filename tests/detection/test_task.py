@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -84,19 +85,21 @@ def test_predict_writes_coco_results_in_original_pixels(fcos_run: Path, data_roo
     x, y, w, h = best["bbox"]
     assert best["image_id"] == 0 and 0 <= best["category_id"] < 10, best
     assert torch.allclose(torch.tensor([x, y, x + w, y + h]), expected, atol=2.0), (best, expected)
-    assert (results_file.parent / "predictions" / f"{_stem(folder / 'wide.png')}.png").is_file()
+    # the picture: the user's image at its own size (not the 40x64 letterbox), named after the file,
+    # with the confident boxes drawn at their original-pixel place (an edge pixel takes the class colour)
+    drawn = np.asarray(Image.open(results_file.parent / "predictions" / "wide.png").convert("RGB")).astype(int)
+    assert drawn.shape == (20, 32, 3)
+    confident = [r for r in results if r["score"] >= 0.3]
+    for r in confident:
+        bx, by = round(r["bbox"][0]), round(r["bbox"][1] + r["bbox"][3] / 2)
+        assert drawn[min(by, 19), min(bx, 31)].std() > 0, "a grey pixel: no coloured box edge there"
+    assert np.array_equal(drawn[..., 0], canvas.numpy()) == (not confident)
     gt = {"images": [{"id": 0, "file_name": "wide.png", "height": 20, "width": 32}],
           "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [10, 3, 14, 14], "area": 196, "iscrowd": 0}],
           "categories": [{"id": i, "name": str(i)} for i in range(10)]}  # fmt: skip
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     loaded = COCO(str(tmp_path / "gt.json")).loadRes(str(results_file))
     assert len(loaded.getAnnIds()) == len(results)
-
-
-def _stem(path: Path) -> str:
-    from visionsuite.outputs.detection_writer import _file_stem
-
-    return _file_stem(str(path))
 
 
 def test_targets_are_built_once_per_batch(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,7 +69,7 @@ def test_activation_maps_rank_channels_by_activity() -> None:
 
 
 def test_explanation_callback_logs_maps_of_fixed_validation_images(tmp_path, data_root, mirror, capsys) -> None:  # noqa: ANN001
-    """Through the CLI: after each validation, saliency and Grad-CAM pictures of the same images;
+    """Through the CLI: after each validation, one figure of saliency and Grad-CAM of the same images;
     an unknown stage stops the run at start in one line listing the valid stages."""
     from pathlib import Path
 
@@ -87,9 +87,8 @@ def test_explanation_callback_logs_maps_of_fixed_validation_images(tmp_path, dat
     assert "\n" not in err and "unknown stage 'nope'; valid stages:" in err
     assert main([*base, "--trainer.callbacks.num_images", "4"]) == 0
     images = (tmp_path / "latest" / "images").resolve()
-    saliency_files = sorted(images.glob("val_saliency_step*.png"))
-    gradcam_files = sorted(images.glob("val_gradcam_*_step*.png"))
-    assert len(saliency_files) == 2 and len(gradcam_files) == 2  # one per validation (2 epochs)
-    first, second = (np.asarray(Image.open(p).convert("RGB"), dtype=float) for p in saliency_files)
-    assert first.shape == second.shape and first.shape[0] > 4 * 28  # 4 image/map rows
+    files = sorted(images.glob("val_explanations_step*.png"))
+    assert len(files) == 2  # one per validation (2 epochs)
+    first, second = (np.asarray(Image.open(p).convert("RGB"), dtype=float) for p in files)
+    assert first.shape == second.shape and first.shape[0] > 4 * 160  # 4 rows of image | saliency | Grad-CAM
     assert np.abs(first - second).mean() > 0.1  # the same images, a model that has changed

@@ -128,7 +128,9 @@ def _lightning_cli(args: list[str] | None) -> Any:
             bar = kwargs.get("enable_progress_bar", trainer_cfg.get("enable_progress_bar"))
             if self.subcommand == "fit" and bar is False and EpochLog not in present:
                 extra.append(EpochLog())
-            return super().instantiate_trainer(callbacks=[*configured, *extra], **kwargs)
+            trainer = super().instantiate_trainer(callbacks=[*configured, *extra], **kwargs)
+            _drop_unset_wandb_anonymous(trainer)
+            return trainer
 
         def after_fit(self) -> None:
             if not self.config[self.subcommand].get("test_after_fit", False):
@@ -137,8 +139,26 @@ def _lightning_cli(args: list[str] | None) -> Any:
                 return
             best = getattr(self.trainer.checkpoint_callback, "best_model_path", "") or None
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=True)
-            if self.trainer.is_global_zero:
-                _print_result(results, self.model, "best" if best else None)
+            if self.trainer.is_global_zero and results:
+                _print_result(results[0], self.model, "test", "best-validation checkpoint" if best else "final weights")
+
+        def after_test(self) -> None:
+            self._closing_line("test")
+
+        def after_validate(self) -> None:
+            self._closing_line("val")
+
+        def _closing_line(self, stage: str) -> None:
+            """``Test acc (best-epoch=004-step=640.ckpt, step 640): 91.2%``: what was scored, on which weights."""
+            from visionsuite.outputs.metrics_file import scored_step
+
+            if not self.trainer.is_global_zero or not isinstance(self.model, BaseTask):
+                return
+            ckpt = self.trainer.ckpt_path
+            step = scored_step(self.trainer, self.model, stage)
+            which = f"{Path(ckpt).name}, step {step}" if ckpt else "untrained weights"
+            metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
+            _print_result(metrics, self.model, stage, which)
 
     try:
         cli = _run_cli(VisionSuiteCLI, LoggedConfig, args)
@@ -345,6 +365,18 @@ def _is_checkpoint(callback: Any) -> bool:
     return isinstance(callback, ModelCheckpoint)
 
 
+def _drop_unset_wandb_anonymous(trainer: Any) -> None:
+    """Lightning's WandbLogger always hands ``wandb.init`` an ``anonymous`` argument (``None``
+    when not asked for), and W&B then prints "The anonymous setting has no effect" on every run:
+    leave the argument out when it is unset (the run is created lazily, on first use)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(logger, WandbLogger) and isinstance(init, dict) and init.get("anonymous") is None:
+            init.pop("anonymous", None)
+
+
 def _quiet_lightning() -> None:
     """Drop Lightning's advertisement tips and a deprecation note from its own internals."""
     import logging
@@ -362,20 +394,21 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter")  # main() hands it the (rewritten) argv
 
 
-def _print_result(results: list[dict[str, float]], model: Any, ckpt: str | None) -> None:
-    """One closing line with the headline test metric in its own unit, for humans and ``make train``.
+def _print_result(metrics: dict[str, float], model: Any, stage: str, which: str) -> None:
+    """One closing line with the headline metric in its own unit, for humans and ``make train``.
 
     The task names the metric (``headline_key()``: by default the test twin of ``monitor``) and
-    its format (``headline_format``: ``"{:.2%}"`` for an accuracy, ``"{:.2f} nats"`` for a loss).
+    its format (``headline_format``: ``"{:.2%}"`` for an accuracy, ``"{:.2f} nats"`` for a loss);
+    ``stage`` ``val`` prints its validation twin; ``which`` says which weights were scored.
     """
-    if not results:
-        return
     key = model.headline_key()
-    if key is None or key not in results[0]:
+    if key is None:
         return
-    which = "best-validation checkpoint" if ckpt == "best" else "final weights"
-    value = model.headline_format.format(results[0][key])
-    print(f"Test {key.split('/', 1)[-1]} ({which}): {value}")
+    key = key.replace("test/", f"{stage}/", 1)
+    if key not in metrics:
+        return
+    title = {"test": "Test", "val": "Validation"}[stage]
+    print(f"{title} {key.split('/', 1)[-1]} ({which}): {model.headline_format.format(metrics[key])}")
 
 
 def condense_parser_error(message: str) -> str:
@@ -434,13 +467,36 @@ TOOLS = {"export": "visionsuite.tools.export", "predict-exported": "visionsuite.
          "explain": "visionsuite.tools.explain", "runs": "visionsuite.tools.runs", "compare": "visionsuite.tools.compare"}
 
 
+#: one example per command, for ``visionsuite --help``.
+EXAMPLES = {
+    "fit": "visionsuite fit --config configs/classification/lenet5_fashion_mnist.yaml",
+    "validate": "visionsuite validate --run latest --ckpt last",
+    "test": "visionsuite test --run latest",
+    "predict": "visionsuite predict --run latest --data.init_args.predict_dir my_images/",
+    "summary": "visionsuite summary resnet18 --input 3x224x224",
+    "backbones": "visionsuite backbones 'resnet*'",
+    "list": "visionsuite list heads",
+    "export": "visionsuite export --run latest --format onnx",
+    "predict-exported": "visionsuite predict-exported logs/<run>-export/model.onnx my_images/",
+    "ensemble": "visionsuite ensemble --run runA --run runB",
+    "explain": "visionsuite explain --run latest --stage layer3",
+    "runs": "visionsuite runs",
+    "compare": "visionsuite compare runA runB",
+}
+
+
 def _help() -> str:
     from visionsuite import __version__
 
+    width = max(map(len, SUBCOMMANDS)) + 2
     lines = [f"visionsuite {__version__}: train and evaluate vision models from YAML configs.", "",
-             "usage: visionsuite SUBCOMMAND [options]   (visionsuite SUBCOMMAND --help for its options)", ""]
-    lines += [f"  {name:<10} {text}" for name, text in SUBCOMMANDS.items()]
-    lines += ["", "  --version  print the version and exit"]
+             "usage: visionsuite COMMAND [options]   (visionsuite COMMAND --help for its options)", ""]
+    for name, text in SUBCOMMANDS.items():
+        lines += [f"  {name:<{width}}{text}", f"  {'':<{width}}  e.g. {EXAMPLES[name]}"]
+    lines += ["", f"  {'--version':<{width}}print the version and exit", "",
+              "A run is the unit: fit makes logs/<stamp>/ (config, checkpoints, metrics, pictures); --run <folder|name|latest>",
+              "points every other command at it. A quickstart per task family (classification, segmentation, detection,",
+              "autoencoders/VAEs, GANs, transfer, ensembles) is in the README: README.md#quickstart."]
     return "\n".join(lines)
 
 
@@ -508,9 +564,19 @@ def main(argv: list[str] | None = None) -> int:
 
         if args[0] in ("validate", "test", "predict", "fit"):
             args = [args[0], *expand_run(args[0], args[1:])]
+            from visionsuite.cli import help as cli_help
+
+            if cli_help.wants_full_help(args):
+                args = [a for i, a in enumerate(args) if not (a in cli_help.FULL and args[i - 1] in ("-h", "--help"))]
+            elif cli_help.wants_help(args):
+                cli_help.print_help(args[0], args[1:], _lightning_cli)
+                return 0
         _lightning_cli(args)
     except argparse.ArgumentError as err:
-        print(f"visionsuite: error: {condense_parser_error(str(err))} (see --help)", file=sys.stderr)
+        from visionsuite.cli.suggest import explain_unknown_key
+
+        message = explain_unknown_key(condense_parser_error(str(err)), args)
+        print(f"visionsuite: error: {message} (see --help)", file=sys.stderr)
         return 2
     except Exception as err:
         user_error = _user_error_in_chain(err)

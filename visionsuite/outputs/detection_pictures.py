@@ -38,11 +38,26 @@ def draw_detections(
     if image.dtype != torch.uint8 or image.ndim != 3:
         raise ValueError(f"expected a uint8 [C, H, W] image, got {image.dtype} {tuple(image.shape)}")
     rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    if len(boxes) == 0:
+        return rgb.clone()
     palette = _palette(len(names))
+    short = min(rgb.shape[-2:])
     return draw_bounding_boxes(
         rgb, boxes.detach().float().cpu(), labels=_captions(labels, names, scores),
-        colors=[palette[i] for i in labels.tolist()], width=width,
+        colors=[palette[i] for i in labels.tolist()], width=max(width, round(short / 250)),
+        font=_font(), font_size=max(10, round(short / 35)), fill_labels=True,
     )  # fmt: skip
+
+
+def _font() -> str | None:
+    """A TrueType font for the labels (matplotlib ships DejaVu Sans), so their size can follow
+    the image's; ``None`` falls back to PIL's fixed bitmap font."""
+    try:
+        from matplotlib import font_manager
+
+        return font_manager.findfont("DejaVu Sans", fallback_to_default=True)
+    except (ImportError, ValueError):
+        return None
 
 
 def _palette(n: int) -> list[tuple[int, int, int]]:

@@ -7,23 +7,29 @@ evaluates against the source annotations unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
 from visionsuite.core.atomic import atomic_path
 from visionsuite.data.geometry import boxes_to_source
+from visionsuite.data.images import load_image
 from visionsuite.outputs.coco_results import write_coco_results
 from visionsuite.outputs.detection_pictures import draw_detections
+from visionsuite.outputs.output_names import prediction_path
 
 
 class DetectionPredictionWriter(BasePredictionWriter):
     """PNG per image (``<root>/predictions/``) as batches come; ``<root>/predictions_coco.json`` at the end.
+
+    A ``predict_dir`` image is drawn at its original size with the boxes mapped back through the
+    letterbox, and its PNG is named after the file (``street/0001.jpg`` →
+    ``predictions/street/0001.png``; see :mod:`~visionsuite.outputs.output_names`).
 
     The data module supplies ``source_placement(path)`` (how the image was fitted, or ``None``),
     ``image_id(path)`` and ``category_ids`` (index ``0..K-1`` → the dataset's id); without them,
@@ -37,6 +43,7 @@ class DetectionPredictionWriter(BasePredictionWriter):
         self.min_score = min_score
         self.results_file: Path | None = None
         self._entries: list[tuple[int, dict[str, Any]]] = []
+        self._taken: set[Path] = set()
 
     def _root(self, trainer: Trainer) -> Path:
         return Path(self.output_dir) if self.output_dir else Path(trainer.default_root_dir)
@@ -48,19 +55,21 @@ class DetectionPredictionWriter(BasePredictionWriter):
         dm = trainer.datamodule
         names = list(getattr(dm, "class_names", None) or [])
         folder = self._root(trainer) / "predictions"
-        folder.mkdir(parents=True, exist_ok=True)
+        root = getattr(dm, "predict_dir", None)
         for path, det, image in zip(prediction["paths"], prediction["detections"], prediction["images"], strict=True):
-            shown = det["scores"] >= self.min_score
-            labels = det["labels"][shown]
-            if shown.any():
-                names = names or [str(i) for i in range(int(labels.max()) + 1)]
-                picture = draw_detections(image, det["boxes"][shown], labels, names, det["scores"][shown])
-            else:  # nothing confident enough: the image as it is
-                picture = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-            with atomic_path(folder / f"{_file_stem(path)}.png") as tmp:
-                Image.fromarray(picture.permute(1, 2, 0).numpy()).save(tmp)
             placement = dm.source_placement(path) if hasattr(dm, "source_placement") else None
             boxes = boxes_to_source(det["boxes"], placement) if placement is not None else det["boxes"]
+            canvas, drawn = image, det["boxes"]
+            if placement is not None and Path(path).is_file():  # the user's own photo, at its own size
+                canvas, drawn = torch.from_numpy(load_image(path, 3, None)), boxes
+            shown = det["scores"] >= self.min_score
+            labels = det["labels"][shown]
+            names = names or [str(i) for i in range(int(labels.max()) + 1 if shown.any() else 0)]
+            picture = draw_detections(canvas, drawn[shown], labels, names, det["scores"][shown])
+            target = prediction_path(folder, path, root, self._taken)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                Image.fromarray(picture.permute(1, 2, 0).numpy()).save(tmp)
             image_id = dm.image_id(path) if hasattr(dm, "image_id") else len(self._entries)
             self._entries.append((image_id, {**det, "boxes": boxes}))
 
@@ -79,8 +88,3 @@ class DetectionPredictionWriter(BasePredictionWriter):
         self._entries = []
         print(f"Detections written to {path} (images with boxes drawn under {path.parent / 'predictions'})")
 
-
-def _file_stem(path: str) -> str:
-    """A flat, safe file name for an image path (``test/12`` → ``test_12``, ``a/b.jpg`` → ``a_b``)."""
-    stem = str(Path(path).with_suffix("")) if Path(path).suffix else str(path)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem.strip("/")) or "image"

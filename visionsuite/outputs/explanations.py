@@ -13,15 +13,19 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from torchvision.utils import make_grid
 
 from visionsuite.models.explanations import grad_cam, saliency, stage_module
-from visionsuite.outputs.figures import denormalize, overlay_maps
+from visionsuite.outputs.figures import (
+    denormalize,
+    explanation_figure,
+    predicted_captions,
+)
 from visionsuite.outputs.images import deliver
 
 
 class ExplanationFigures(Callback):
-    """Log ``val/saliency`` and ``val/gradcam_<stage>`` (each image beside its map) after validation.
+    """Log ``val/explanations`` after validation: each image beside its saliency and Grad-CAM
+    maps, labelled with the predicted class and its probability.
 
     Args:
         stage: backbone stage for Grad-CAM (default: the last); an unknown name stops the run
@@ -54,8 +58,11 @@ class ExplanationFigures(Callback):
         pl_module.train(was_training)
         dm = trainer.datamodule
         shown = denormalize(images, getattr(dm, "mean", None), getattr(dm, "std", None)).clamp(0, 1).cpu()
-        pictures = {}
-        for key, m in maps.items():
-            pairs = overlay_maps(shown, m.cpu()).flatten(0, 1)  # image, map, image, map, …
-            pictures[key] = make_grid(pairs, nrow=2, padding=2)
-        deliver(trainer, pictures, "val", out_dir)
+        with torch.no_grad():
+            probs = pl_module(images).float().softmax(-1).cpu()
+        captions = predicted_captions(probs, pl_module.class_names())
+        titled = {"saliency": maps["val/saliency"], f"Grad-CAM {self.stage}": maps[f"val/gradcam_{self.stage}"]}
+        figure = explanation_figure(shown, titled, captions)
+        figure.suptitle(f"what the network looks at (step {trainer.global_step})", fontsize=10)
+        deliver(trainer, {"val/explanations": figure}, "val", out_dir)
+

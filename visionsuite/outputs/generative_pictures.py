@@ -1,6 +1,6 @@
 """What people look at: sample grids, reconstructions, interpolations, the 2-D latent space and an
-animated GIF of training. Everything returns uint8 image tensors [3, H, W] (what W&B, TensorBoard
-and PNG writers take) and takes images as [0, 1] floats. Plots use matplotlib's object API
+animated GIF of training. The grids are uint8 image tensors [3, H, W] (what the GIF and W&B take)
+from [0, 1] float images; :func:`reconstruction_figure` is a labelled matplotlib figure. Plots use matplotlib's object API
 (``Figure`` + ``FigureCanvasAgg``), never pyplot's global state, so they are safe in a training run.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from visionsuite.core.atomic import atomic_path
+
 Decode = Callable[[Tensor], Tensor]  # latents [N, D] → images [N, C, H, W] in [0, 1]
 
 
@@ -32,6 +34,18 @@ def reconstruction_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor
     nrow = min(nrow, n)
     pairs = torch.stack([inputs[:n].view(-1, nrow, *inputs.shape[1:]), recons[:n].view(-1, nrow, *recons.shape[1:])], 1)
     return image_grid(pairs.flatten(0, 2), nrow=nrow)
+
+
+def reconstruction_figure(inputs: Tensor, recons: Tensor, title: str, *, input_label: str = "input", per_row: int = 8) -> Any:
+    """Inputs above their reconstructions, each row labelled (``input`` / ``reconstruction``,
+    ``corrupted input`` for a denoising model), under ``title`` (stage and step)."""
+    from visionsuite.outputs.figures import labelled_grid
+
+    rows, labels = [], []
+    for start in range(0, len(inputs), per_row):
+        rows += [list(inputs[start : start + per_row].float().cpu()), list(recons[start : start + per_row].float().cpu())]
+        labels += [input_label, "reconstruction"]
+    return labelled_grid(rows, row_titles=labels, title=title, min_cell=1.0)
 
 
 def interpolation_grid(decode: Decode, z_start: Tensor, z_end: Tensor, steps: int = 10) -> Tensor:

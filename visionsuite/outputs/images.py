@@ -92,7 +92,7 @@ def write_png(picture: Any, path: Path) -> Path:
     """Save a matplotlib Figure, a :class:`MaskOverlay`, or an image tensor [C, H, W] / [H, W] with
     values in [0, 1], as PNG."""
     if isinstance(picture, MaskOverlay):
-        picture = picture.render()
+        picture = picture.figure()
     with atomic_path(path) as tmp:
         if isinstance(picture, torch.Tensor):
             Image.fromarray(_hwc_uint8(picture)).save(tmp)
@@ -147,6 +147,19 @@ class MaskOverlay:
             for j, col in enumerate(columns):
                 out[:, i * (h + g) : i * (h + g) + h, j * (w + g) : j * (w + g) + w] = col[i]
         return out
+
+    def figure(self, titles: tuple[str, ...] = ("image", "ground truth", "prediction")) -> Any:
+        """The report picture: one row per image, columns titled image | ground truth |
+        prediction (no truth column without targets), and a legend of the classes drawn."""
+        from visionsuite.outputs.figures import class_legend, labelled_grid
+
+        images = self.images.detach().float().cpu().clamp(0, 1)
+        columns = [images] + ([self.blend(self.targets)] if self.targets is not None else []) + [self.blend(self.preds)]
+        shown = titles if self.targets is not None else (titles[0], titles[-1])
+        masks = [m for m in (self.targets, self.preds) if m is not None]
+        drawn = [m[(m != self.ignore_index)] if self.ignore_index is not None else m for m in masks]
+        rows = [[col[i] for col in columns] for i in range(len(images))]
+        return labelled_grid(rows, shown, legend=class_legend(self.class_names, self.palette, drawn))
 
     def wandb_masks(self) -> list[dict[str, Any]]:
         """Per image, W&B's ``masks=`` argument: ``predictions`` (and ``ground_truth``) with class names."""

@@ -16,20 +16,22 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from PIL import Image
 
 from visionsuite.core.atomic import atomic_path
 from visionsuite.data.geometry import plan, restore
 from visionsuite.data.images import load_image
 from visionsuite.data.palette import palette_image
-from visionsuite.outputs.images import MaskOverlay
+from visionsuite.outputs.images import MaskOverlay, write_png
+from visionsuite.outputs.output_names import prediction_path
 
 
 class SegmentationMaskWriter(BasePredictionWriter):
-    """For each predicted image: ``<output>/<name>.png`` (palette mask) and ``<name>_overlay.png``.
+    """For each predicted image: ``<output>/<name>.png`` (palette mask) and ``<name>_overlay.png``
+    (the image beside the prediction painted over it, titled, with a legend of the classes found).
 
     ``predict_step`` returns ``{"paths", "logits"}`` (logits float [B, C, h, w] on the fitted
-    image). ``<name>`` is the file's path relative to the predicted folder, without its suffix.
+    image). ``<name>`` is the file's path relative to the predicted folder, without its suffix
+    (:func:`~visionsuite.outputs.output_names.prediction_path`: two inputs never share one).
 
     Args:
         output: folder; default ``<trainer.default_root_dir>/predictions``.
@@ -40,6 +42,7 @@ class SegmentationMaskWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output, self.alpha = output, alpha
         self.written: list[Path] = []
+        self._taken: set[Path] = set()
 
     def write_on_batch_end(
         self,
@@ -60,15 +63,13 @@ class SegmentationMaskWriter(BasePredictionWriter):
             original = torch.from_numpy(load_image(source, 3, None))
             _, placement = plan(tuple(original.shape[-2:]), dm.image_size, dm.resize_mode)
             mask = restore(logits[None].float(), placement)[0].argmax(0)
-            rel = source.relative_to(root) if root is not None and source.is_relative_to(root) else Path(source.name)
-            target = out_dir / rel.with_suffix(".png")
+            target = prediction_path(out_dir, source, root, self._taken)
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as tmp:
                 palette_image(mask.numpy(), palette).save(tmp)
-            overlay = MaskOverlay(original[None].float() / 255, mask[None], None, [], palette, alpha=self.alpha)
-            pixels = (overlay.blend(mask[None])[0].permute(1, 2, 0) * 255).round().byte().numpy()
-            with atomic_path(target.with_name(target.stem + "_overlay.png")) as tmp:
-                Image.fromarray(pixels).save(tmp)
+            names = pl_module.class_names()
+            overlay = MaskOverlay(original[None].float() / 255, mask[None], None, names, palette, alpha=self.alpha)
+            write_png(overlay.figure(titles=(source.name, "prediction")), target.with_name(target.stem + "_overlay.png"))
             self.written.append(target)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -9,6 +9,15 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from visionsuite.core.atomic import write_text_atomic
 
+def scored_step(trainer: Trainer, pl_module: LightningModule, stage: str) -> int:
+    """The training step of the weights a stage scored: the loaded checkpoint's for an evaluation
+    from a checkpoint (Lightning restores its weights, not its step), else the trainer's."""
+    step = getattr(pl_module, "checkpoint_step", None)
+    if stage != "fit" and trainer.ckpt_path and step is not None:
+        return int(step)
+    return trainer.global_step
+
+
 class MetricsFileWriter(Callback):
     """After fit and after test, dump ``trainer.callback_metrics`` to ``<default_root_dir>/metrics.json``.
 
@@ -19,7 +28,7 @@ class MetricsFileWriter(Callback):
     def __init__(self, filename: str = "metrics.json") -> None:
         self.filename = filename
 
-    def _write(self, trainer: Trainer, stage: str) -> None:
+    def _write(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         path = Path(trainer.default_root_dir) / self.filename
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
@@ -27,11 +36,13 @@ class MetricsFileWriter(Callback):
             return
         existing = json.loads(path.read_text()) if path.exists() else {}
         existing.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        existing[f"{stage}_global_step"] = trainer.global_step
+        existing[f"{stage}_global_step"] = scored_step(trainer, pl_module, stage)
+        if stage == "test" and trainer.ckpt_path:
+            existing["test_checkpoint"] = str(trainer.ckpt_path)
         write_text_atomic(path, json.dumps(existing, indent=2, sort_keys=True))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer, "fit")
+        self._write(trainer, pl_module, "fit")
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer, "test")
+        self._write(trainer, pl_module, "test")

@@ -55,6 +55,18 @@ def create_run_dir(root: Path, name: str | None, suffix: str = "") -> Path:
     raise RunError(f"cannot create a run folder under {root}")
 
 
+def tool_output_dir(source: Path, tool: str) -> Path:
+    """A new ``<stamp>-<tool>`` folder for what a tool writes, beside the run ``source`` came from.
+
+    ``source`` is a checkpoint (``<run>/checkpoints/x.ckpt``: the folder goes beside ``<run>``,
+    as ``test`` and ``predict`` write theirs) or any other file (the folder goes beside it). Never
+    the current directory, never an existing folder: outputs of two calls do not mix.
+    """
+    folder = source.parent
+    root = folder.parent.parent if folder.name == CHECKPOINTS else folder
+    return create_run_dir(root, None, f"-{tool}")
+
+
 def set_latest(root: Path, run_dir: Path) -> None:
     """Point ``<root>/latest`` at ``run_dir`` (replaced atomically, so a reader never sees it missing)."""
     tmp = root / f".{LATEST}.{os.getpid()}"

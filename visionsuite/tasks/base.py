@@ -313,6 +313,12 @@ class BaseTask(LightningModule, ABC):
             self.loss_means[key] = MeanMetric().to(like.device)
         return self.loss_means[key]  # type: ignore[return-value]
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Remember the loaded checkpoint's step: ``test``/``validate`` restore the weights but
+        not the step, and ``metrics.json`` and the closing line say which weights were scored."""
+        super().on_load_checkpoint(checkpoint)
+        self.checkpoint_step = int(checkpoint.get("global_step", 0))
+
     def on_train_epoch_end(self) -> None:
         self._end_epoch("train", self.train_metrics)
 

@@ -140,14 +140,16 @@ class ClassificationTask(BaseTask):
             return
         said = getattr(self, "_preprocessing_said", False)
         if self.hparams.adopt_weights_preprocessing:
+            before = _stats_text(tuple(dm.image_size), dm.mean, dm.std)
             stats = channel_stats(expected, len(dm.mean))
             dm.mean, dm.std = stats if stats is not None else (dm.mean, dm.std)
             # stored at a fixed size, and no size asked for: its batches are resized on the device
             if not getattr(dm, "RESIZABLE", True) and getattr(dm, "hparams", {}).get("image_size") is None:
                 dm.image_size = tuple(expected.size)
-            if not said and warn_mismatch:
-                rank_zero_info(f"adopted the {self.hparams.backbone} weights' preprocessing: {dm.image_size[0]}x"
-                               f"{dm.image_size[1]} mean={tuple(round(m, 4) for m in dm.mean)} std={tuple(round(v, 4) for v in dm.std)}")
+            after = _stats_text(tuple(dm.image_size), dm.mean, dm.std)
+            if not said and warn_mismatch and after != before:
+                rank_zero_info(f"input preprocessing {before} (the data's) replaced by {after}: the {self.hparams.backbone}"
+                               f" weights were trained on that input (model.init_args.adopt_weights_preprocessing: true)")
         size = tuple(getattr(dm, "image_size", expected.size))
         problem = preprocessing_mismatch(expected, size, tuple(dm.mean), tuple(dm.std))
         if problem and warn_mismatch and not said:
@@ -225,3 +227,8 @@ class ClassificationTask(BaseTask):
         probs = torch.softmax(self(batch["image"]), dim=1)
         prob, pred = probs.max(dim=1)
         return {"paths": list(batch["path"]), "pred": pred.cpu(), "prob": prob.cpu()}
+
+
+def _stats_text(size: tuple[int, ...], mean: Any, std: Any) -> str:
+    """``128x128 mean=(0.485, …) std=(0.229, …)``: an input preprocessing, as the notes print it."""
+    return f"{size[0]}x{size[1]} mean={tuple(round(float(m), 4) for m in mean)} std={tuple(round(float(v), 4) for v in std)}"

@@ -35,6 +35,7 @@ from visionsuite.models.generative.metrics import (
 from visionsuite.models.generative.noise import check_noise
 from visionsuite.outputs import FigureLogger
 from visionsuite.outputs import generative_pictures as pictures
+from visionsuite.outputs.figures import titled_picture
 from visionsuite.tasks.base import BaseTask, StepOutput
 
 #: seed of the generator that draws evaluation noise (VAE posterior samples, GAN latents), reset at
@@ -79,10 +80,10 @@ class GenerativeTask(BaseTask):
         return [*super().default_callbacks(), FigureLogger()]
 
 
-def as_figure(image: Tensor) -> Tensor:
-    """A uint8 picture of :mod:`~visionsuite.outputs.generative_pictures` → the [0, 1] float the
-    figure logger takes."""
-    return image.float() / 255.0
+def as_figure(image: Tensor, title: str) -> Any:
+    """A uint8 picture of :mod:`~visionsuite.outputs.generative_pictures` under ``title``, as the
+    figure the figure logger writes."""
+    return titled_picture(image.float() / 255.0, title)
 
 
 class _Eval:
@@ -186,13 +187,17 @@ class AutoencoderTask(GenerativeTask):
         shown = corrupt(x, hp.noise, hp.noise_level, generator=torch.Generator(x.device).manual_seed(EVAL_SEED))
         with _Eval(self.model):
             recon = self.model(shown)
-        figs = {f"{stage}/reconstructions": as_figure(pictures.reconstruction_grid(shown, recon))}
+        step = f"{stage}, step {self.global_step}"
+        label = "corrupted input" if hp.noise not in (None, "none") else "input"
+        figs = {f"{stage}/reconstructions": pictures.reconstruction_figure(shown, recon, f"reconstructions ({step})",
+                                                                          input_label=label)}  # fmt: skip
         if len(x) >= 2:
             with _Eval(self.model):
                 codes = self.model.encode(x[: 2 * (min(4, len(x) // 2))])
             half = len(codes) // 2
             figs[f"{stage}/interpolation"] = as_figure(
-                pictures.interpolation_grid(self.model.decode, codes[:half], codes[half:], steps=10)
+                pictures.interpolation_grid(self.model.decode, codes[:half], codes[half:], steps=10),
+                f"decoded along straight lines between codes of two images ({step})",
             )
         return figs
 
@@ -322,24 +327,34 @@ class VAETask(GenerativeTask):
         """Prior samples from the fixed noise, reconstructions beside their inputs, interpolations
         between evaluation images, and for a 2-D latent the latent scatter and decoded manifold."""
         figs: dict[str, Any] = {}
+        step = f"{stage}, step {self.global_step}"
         with _Eval(self.model):
-            figs[f"{stage}/samples"] = as_figure(pictures.image_grid(self.decode_images(self.fixed_z), nrow=8))
+            grid = pictures.image_grid(self.decode_images(self.fixed_z), nrow=8)
+            figs[f"{stage}/samples"] = as_figure(grid, f"samples from the prior, fixed noise ({step})")
             if stage in self.first_batches:
                 batch, out = self.first_batches[stage]
                 k = self.hparams.num_sample_images
                 x = self.pixels(batch["image"])
-                figs[f"{stage}/reconstructions"] = as_figure(pictures.reconstruction_grid(x[:k], out.preds[:k]))
+                figs[f"{stage}/reconstructions"] = pictures.reconstruction_figure(
+                    x[:k], out.preds[:k], f"reconstructions, mean of the decoder ({step})"
+                )
                 pairs = min(4, len(x) // 2)
                 if pairs:
                     mu, _ = self.model.encode(x[: 2 * pairs])
                     figs[f"{stage}/interpolation"] = as_figure(
-                        pictures.interpolation_grid(self.decode_images, mu[:pairs], mu[pairs:], steps=10)
+                        pictures.interpolation_grid(self.decode_images, mu[:pairs], mu[pairs:], steps=10),
+                        f"decoded along straight lines between the latent means of two images ({step})",
                     )
             if self.hparams.latent_dim == 2:
-                figs[f"{stage}/manifold"] = as_figure(pictures.manifold_grid(self.decode_images, 20, device=self.device))
+                figs[f"{stage}/manifold"] = as_figure(
+                    pictures.manifold_grid(self.decode_images, 20, device=self.device),
+                    f"the 2-D latent manifold: z1 left to right, z2 top to bottom, at N(0, 1) quantiles ({step})",
+                )
                 if self._latents:
                     z = torch.cat([m for m, _ in self._latents])[: self.hparams.scatter_points]
                     y = torch.cat([lab for _, lab in self._latents])[: len(z)]
-                    figs[f"{stage}/latent_scatter"] = as_figure(pictures.latent_scatter(z, y, self.class_names() or None))
+                    figs[f"{stage}/latent_scatter"] = as_figure(
+                        pictures.latent_scatter(z, y, self.class_names() or None), f"latent means by class ({step})"
+                    )
         return figs
 

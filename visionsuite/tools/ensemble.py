@@ -25,6 +25,7 @@ from torch import Tensor
 
 from visionsuite.core.atomic import write_text_atomic
 from visionsuite.errors import VisionSuiteError
+from visionsuite.runs.folders import tool_output_dir
 
 METHODS = ("mean", "weighted", "vote")
 
@@ -179,6 +180,7 @@ class MemberEnsemble(L.LightningModule):
         super().__init__()
         check_compatible(members)
         self.first = members[0].task
+        self._class_names = members[0].class_names  # from the member's own data module
         self.models = torch.nn.ModuleList([Deployable(m.task, m.normalisation) for m in members])
         self.method, self.weights = method, weights
         mean, std = members[0].normalisation or ((0.0,), (1.0,))
@@ -200,6 +202,10 @@ class MemberEnsemble(L.LightningModule):
 
     def palette(self) -> list[list[int]]:
         return self.first.palette()
+
+    def class_names(self) -> list[str]:
+        """The members' class names (checked equal when the ensemble was built)."""
+        return list(self._class_names)
 
     def configure_callbacks(self) -> list[L.Callback]:
         from visionsuite.outputs import PredictionCSVWriter, SegmentationMaskWriter
@@ -231,11 +237,14 @@ def main(args: list[str]) -> int:
     parser.add_argument("--method", choices=METHODS, default="mean")
     parser.add_argument("--weights", type=float, nargs="+", default=None, help="with --method weighted")
     parser.add_argument("--data_dir", default=None, help="override every member's data.init_args.data_dir")
-    parser.add_argument("--output", type=Path, default=Path("ensemble.md"))
+    parser.add_argument("--output", type=Path, default=None,
+                        help="the table (and <output>.json; default: ensemble.md in a new <stamp>-ensemble folder"
+                        " beside the first member's run)")
     parser.add_argument("--predict_dir", default=None,
                         help="predict these images with the ensemble instead of scoring the test set")
-    parser.add_argument("--predict_output", type=Path, default=Path("ensemble_predictions"),
-                        help="with --predict_dir: folder of the predictions (the members' own format)")
+    parser.add_argument("--predict_output", type=Path, default=None,
+                        help="with --predict_dir: folder of the predictions (the members' own format; default: a new"
+                        " <stamp>-ensemble folder beside the first member's run)")
     opts = parser.parse_args(args)
     if len(opts.config) != len(opts.ckpt_path):
         raise EnsembleError(f"each --config needs its --ckpt_path: got {len(opts.config)} config(s) and {len(opts.ckpt_path)} checkpoint(s)")
@@ -252,11 +261,14 @@ def main(args: list[str]) -> int:
             raise EnsembleError(f"{member.ckpt} is given twice (as {same[member.ckpt.resolve()]} and {member.config}); an ensemble of one model says nothing")
         same[member.ckpt.resolve()] = member.config
     if opts.predict_dir:
-        predict(members, opts.method, opts.weights, opts.predict_dir, opts.predict_output)
+        predict(members, opts.method, opts.weights, opts.predict_dir,
+                opts.predict_output or tool_output_dir(members[0].ckpt, "ensemble"))  # fmt: skip
         return 0
     rows = evaluate(members, opts.method, opts.weights)
     text = table(rows, headline(members[0].task), len(members[0].datamodule.test_set))
     print(text)
-    write_text_atomic(opts.output, text + "\n")
-    write_text_atomic(opts.output.with_name(opts.output.name + ".json"), json.dumps(rows, indent=2))
+    output = opts.output or tool_output_dir(members[0].ckpt, "ensemble") / "ensemble.md"
+    write_text_atomic(output, text + "\n")
+    write_text_atomic(output.with_name(output.name + ".json"), json.dumps(rows, indent=2))
+    print(f"Ensemble table written to {output} (and {output.name}.json)")
     return 0

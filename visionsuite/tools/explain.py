@@ -1,8 +1,8 @@
 """What a trained classifier responds to: saliency, Grad-CAM on a named stage, first-layer filters.
 
 ``visionsuite explain --config C --ckpt_path best|last|PATH [--stage stage2] [--images 8]
-[--output DIR]`` writes ``saliency.png``, ``gradcam_<stage>.png`` (each test image beside its
-map), ``activations_<stage>.png`` (the stage's 16 most active channels for the first image) and
+[--output DIR]`` writes ``explanations.png`` (each test image beside its saliency and Grad-CAM
+maps, labelled with the predicted class and probability), ``activations_<stage>.png`` (the stage's 16 most active channels for the first image) and
 ``filters.png``. During training, :class:`~visionsuite.outputs.ExplanationFigures` logs the
 saliency and Grad-CAM of fixed validation images after every validation. The maps are
 computed in :mod:`visionsuite.models.explanations`.
@@ -24,21 +24,25 @@ from visionsuite.models.explanations import (  # noqa: F401  (ExplainError: rais
     saliency,
     stage_module,
 )
-from visionsuite.outputs.figures import overlay_maps
+from visionsuite.outputs.figures import explanation_figure, predicted_captions
+from visionsuite.outputs.images import write_png
+from visionsuite.runs.folders import tool_output_dir
 
 
 def main(args: list[str]) -> int:
+    import torch
     from torchvision.utils import save_image
 
     from visionsuite.data.augment import to_float
-    from visionsuite.tools.source import add_source_arguments, load_source
     from visionsuite.tools.export import Deployable
+    from visionsuite.tools.source import add_source_arguments, load_source
 
     parser = argparse.ArgumentParser(prog="visionsuite explain", description=__doc__.splitlines()[0])
     add_source_arguments(parser)
     parser.add_argument("--stage", default=None, help="Grad-CAM stage (default: the last backbone stage)")
     parser.add_argument("--images", type=int, default=8, help="how many test images")
-    parser.add_argument("--output", type=Path, default=Path("explain"))
+    parser.add_argument("--output", type=Path, default=None,
+                        help="folder of the figures (default: a new <stamp>-explain folder beside the run)")
     opts = parser.parse_args(args)
     if opts.images < 1:
         raise ConfigError(f"--images {opts.images}: explain needs at least 1 test image")
@@ -53,12 +57,17 @@ def main(args: list[str]) -> int:
     layer = stage_module(backbone, stage)
     images = to_float(trained.test_batch(opts.images)["image"])
     model = Deployable(trained.task, trained.normalisation).eval()
+    opts.output = opts.output or tool_output_dir(trained.ckpt, "explain")
     opts.output.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, maps in (("saliency", saliency(model, images)), (f"gradcam_{stage}", grad_cam(model, layer, images))):
-        path = opts.output / f"{name}.png"
-        save_image(overlay_maps(images, maps).flatten(0, 1), path, nrow=2, padding=2)
-        written.append(path)
+    maps = {"saliency": saliency(model, images), f"Grad-CAM {stage}": grad_cam(model, layer, images)}
+    with torch.no_grad():
+        captions = predicted_captions(model(images).float().softmax(-1), trained.class_names)
+    path = opts.output / "explanations.png"
+    figure = explanation_figure(images, maps, captions)
+    figure.suptitle(f"{trained.ckpt.name}: predicted class and probability per row", fontsize=10)
+    write_png(figure, path)
+    written.append(path)
     acts = activation_maps(model, layer, images)
     path = opts.output / f"activations_{stage}.png"
     save_image(nn.functional.interpolate(acts, size=images.shape[-2:], mode="nearest"), path, nrow=4, padding=2)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from visionsuite.core.atomic import atomic_path, write_text_atomic
 from visionsuite.errors import VisionSuiteError
+from visionsuite.runs.folders import tool_output_dir
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -193,7 +194,8 @@ def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionsuite export", description="export a trained model to ONNX or TorchScript")
     add_source_arguments(parser)
     parser.add_argument("--format", choices=FORMATS, default="onnx")
-    parser.add_argument("--output", default=None, help="default: model.onnx / model.pt beside the checkpoint's run")
+    parser.add_argument("--output", default=None,
+                        help="the exported file (default: model.onnx / model.pt in a new <stamp>-export folder beside the run)")
     parser.add_argument("--check_images", type=int, default=64, help="real test images compared with PyTorch")
     opts = parser.parse_args(args)
     if opts.check_images < 1:
@@ -206,8 +208,7 @@ def main(args: list[str]) -> int:
         )
     images = to_float(trained.test_batch(opts.check_images)["image"])
     model = Deployable(trained.task, trained.normalisation).eval()
-    default = trained.ckpt.parent.parent / f"model{SUFFIX[opts.format]}"
-    output = Path(opts.output) if opts.output else default
+    output = Path(opts.output) if opts.output else tool_output_dir(trained.ckpt, "export") / f"model{SUFFIX[opts.format]}"
     with atomic_path(output) as tmp:  # checked before it replaces anything (see visionsuite.core.atomic)
         export_model(model, images[:2], opts.format, tmp)
         check_export(model, tmp, images, label=output.name)

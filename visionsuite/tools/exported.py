@@ -17,6 +17,7 @@ import numpy as np
 
 from visionsuite.core.atomic import atomic_path
 from visionsuite.errors import ConfigError
+from visionsuite.runs.folders import tool_output_dir
 
 
 def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: int = 64, classes: list[str] | None = None) -> Path:
@@ -122,13 +123,15 @@ def main(args: list[str]) -> int:
     parser.add_argument("model", type=Path, help="an exported .onnx or TorchScript .pt file")
     parser.add_argument("images", type=Path, help="a folder of images")
     parser.add_argument("--output", type=Path, default=None,
-                        help="predictions.csv (classification) or a folder of masks (segmentation, default predictions/)")
+                        help="predictions CSV (classification) or a folder of masks (segmentation); default:"
+                        " predictions.csv or predictions/ in a new <stamp>-predictions folder beside the model")
     parser.add_argument("--classes", nargs="+", default=None, help="class names (default: the export's JSON)")
     parser.add_argument("--batch_size", type=int, default=64)
     opts = parser.parse_args(args)
     output = opts.output
     if output is None:
         segmentation = read_sidecar(opts.model)["task"] == "segmentation"
-        output = Path("predictions" if segmentation else "predictions.csv")
+        folder = tool_output_dir(opts.model, "predictions")
+        output = folder / ("predictions" if segmentation else "predictions.csv")
     predict_folder(opts.model, opts.images, output, batch_size=opts.batch_size, classes=opts.classes)
     return 0

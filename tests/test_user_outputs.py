@@ -1,0 +1,181 @@
+"""What users look at and read (issue #30): figures tested on what they draw (titles, legend
+labels, size in pixels), tools that write beside their run and never into the current
+directory, messages that suggest the nearest key, closing lines of every evaluation."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from visionsuite.cli.app import main
+from visionsuite.outputs.figures import (
+    DPI,
+    MIN_CELL,
+    explanation_figure,
+    labelled_grid,
+    predicted_captions,
+)
+from visionsuite.outputs.generative_pictures import reconstruction_figure
+from visionsuite.outputs.images import MaskOverlay, write_png
+from visionsuite.outputs.output_names import prediction_path
+
+TINY = str(Path(__file__).parent / "configs" / "lenet5_tiny.yaml")
+FIT = ["--data.init_args.train_subset", "512", "--data.init_args.val_subset", "128", "--data.init_args.test_subset",
+       "128", "--trainer.max_epochs", "1"]  # fmt: skip
+
+
+def _texts(fig: Any) -> list[str]:
+    return [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else []
+
+
+def test_mask_overlay_is_titled_and_names_only_the_classes_drawn(tmp_path: Path) -> None:
+    names = ["sky", "building", "pole", "road", "car"]
+    palette = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [64, 0, 128]]
+    preds = torch.zeros(2, 20, 30, dtype=torch.long)
+    preds[:, :5] = 3
+    targets = torch.full((2, 20, 30), 11)  # void everywhere but one patch of 'building'
+    targets[0, :4, :4] = 1
+    overlay = MaskOverlay(torch.rand(2, 3, 20, 30), preds, targets, names, palette, ignore_index=11)
+    fig = overlay.figure()
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "ground truth", "prediction"]
+    assert _texts(fig) == ["sky", "building", "road"]  # pole and car absent; void not a class
+    width, _ = Image.open(write_png(fig, tmp_path / "o.png")).size
+    assert width > 3 * MIN_CELL * DPI * 0.9  # a 30-pixel image is enlarged, not shown at 30 pixels
+    no_truth = MaskOverlay(torch.rand(1, 3, 20, 30), preds[:1], None, names, palette).figure(titles=("a.jpg", "prediction"))
+    assert [ax.get_title() for ax in no_truth.axes] == ["a.jpg", "prediction"]
+
+
+def test_explanations_and_reconstructions_are_labelled() -> None:
+    probs = torch.tensor([[0.1, 0.9], [0.7, 0.3]])
+    captions = predicted_captions(probs, ["shirt", "coat"])
+    assert captions == ["coat\n0.90", "shirt\n0.70"]
+    maps = {"saliency": torch.rand(2, 28, 28), "Grad-CAM stage2": torch.rand(2, 28, 28)}
+    fig = explanation_figure(torch.rand(2, 1, 28, 28), maps, captions)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes[:3]] == ["image", "saliency", "Grad-CAM stage2"]
+    assert [axes[0].get_ylabel(), axes[3].get_ylabel()] == captions
+    assert fig.get_figwidth() * DPI >= 3 * MIN_CELL * DPI
+    rec = reconstruction_figure(torch.rand(10, 1, 28, 28), torch.rand(10, 1, 28, 28), "reconstructions (val, step 7)",
+                                input_label="corrupted input")  # fmt: skip
+    rows = [ax.get_ylabel() for ax in rec.axes if ax.get_ylabel()]
+    assert rows == ["corrupted input", "reconstruction", "corrupted input", "reconstruction"]
+    assert rec._suptitle.get_text() == "reconstructions (val, step 7)"
+    grid = labelled_grid([[torch.rand(3, 600, 1200)]])
+    assert grid.get_figwidth() <= 6.1  # a large image is shown whole (MAX_CELL), not at 12 inches
+
+
+def test_prediction_names_follow_the_input_file_and_never_collide(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    taken: set[Path] = set()
+    out = tmp_path / "out"
+    first = prediction_path(out, root / "street" / "a.jpg", root, taken)
+    second = prediction_path(out, root / "street" / "a.png", root, taken)
+    assert first == out / "street" / "a.png" and second == out / "street" / "a_png.png"
+    assert prediction_path(out, "test/12", None, taken) == out / "test" / "12.png"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, data_root: Path, mirror: Path) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), "--trainer.default_root_dir",
+                     str(root), *FIT, "--run_name", "tiny"]) == 0  # fmt: skip
+    return root / "tiny"
+
+
+def test_test_and_validate_end_with_a_headline_and_record_the_checkpoint_step(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    step = torch.load(best, map_location="cpu", weights_only=True)["global_step"]
+    assert step > 0
+    assert main(["test", "--run", str(run), "--trainer.limit_test_batches", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith(f"Test acc ({best.name}, step {step}): ") and lines[-1].endswith("%")
+    (folder,) = run.parent.glob("*-test")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_global_step"] == step and Path(metrics["test_checkpoint"]).name == best.name
+    assert main(["validate", "--run", str(run), "--ckpt", "last", "--trainer.limit_val_batches", "1"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"Validation acc (last.ckpt, step {step}): ")
+
+
+def test_tools_write_beside_the_run_never_into_the_current_directory(
+    run: Path, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scratch = tmp_path / "cwd"
+    scratch.mkdir()
+    monkeypatch.chdir(scratch)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(torch.randint(0, 255, (28, 28), dtype=torch.uint8).numpy()).save(images / f"i{i}.png")
+    assert main(["export", "--run", str(run), "--check_images", "4"]) == 0
+    (model,) = run.parent.glob("*-export/model.onnx")
+    assert str(model) in capsys.readouterr().out
+    assert main(["predict-exported", str(model), str(images)]) == 0
+    assert len(list(model.parent.glob("*-predictions/predictions.csv"))) == 1
+    assert main(["explain", "--run", str(run), "--images", "2"]) == 0
+    (explained,) = run.parent.glob("*-explain")
+    assert (explained / "explanations.png").is_file()
+    assert main(["ensemble", "--run", str(run), "--config", str(run / "config.yaml"), "--ckpt_path",
+                 str(run / "checkpoints" / "last.ckpt")]) == 0  # fmt: skip
+    (table,) = run.parent.glob("*-ensemble/ensemble.md")
+    assert str(table) in capsys.readouterr().out
+    assert os.listdir(scratch) == []  # nothing in the current directory
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda cfg: ["--config", TINY, "--model.init_args.lrr", "0.1"], "'lrr' on the command line; did you mean 'lr'?"),
+        (lambda cfg: ["--config", cfg], "'lerning_rate' in {cfg} line 23; did you mean 'lr'?"),
+        (lambda cfg: ["--config", TINY, "--trainer.max_epochz", "3"], "did you mean 'max_epochs'"),
+        (lambda cfg: ["--config", TINY, "--data.init_args.batchsize", "3"], "did you mean 'batch_size'"),
+    ],
+)
+def test_a_misspelt_key_gets_the_nearest_and_where_it_was_written(
+    make: Any, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(TINY).read_text().replace("    lr: 0.003", "    lerning_rate: 0.003"))
+    assert main(["fit", *make(str(bad))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and expected.format(cfg=bad) in err, err
+
+
+def test_help_leads_with_examples_tasks_and_the_configs_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out
+    assert "e.g. visionsuite test --run latest" in top and "README.md#quickstart" in top
+    assert main(["fit", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "ClassificationTask" in out and "CamVidDataModule" in out
+    assert "--trainer.max_epochs MAX_EPOCHS" not in out  # the Trainer's options wait behind --help all
+    assert main(["fit", "--config", TINY, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--model.lr LR" in out and "--data.batch_size BATCH_SIZE" in out and "--trainer.max_epochs MAX" not in out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help", "all"])
+    assert "--trainer.max_epochs MAX_EPOCHS" in capsys.readouterr().out
+
+
+def test_wandb_logger_is_not_handed_the_unset_anonymous_argument(tmp_path: Path) -> None:
+    """W&B prints 'The anonymous setting has no effect' whenever wandb.init gets ``anonymous``."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import WandbLogger
+
+    from visionsuite.cli.app import _drop_unset_wandb_anonymous
+
+    trainer = Trainer(logger=WandbLogger(save_dir=str(tmp_path), offline=True), default_root_dir=str(tmp_path),
+                      enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+    assert "anonymous" in trainer.logger._wandb_init  # Lightning's default, what W&B warns about
+    _drop_unset_wandb_anonymous(trainer)
+    assert "anonymous" not in trainer.logger._wandb_init
