@@ -169,6 +169,8 @@ def _bbox(value):
     [
         (lambda d: d["images"].append({"id": 1, "file_name": "b.png", "height": 10, "width": 20}),
          "image id 1 appears more than once"),
+        (lambda d: d["images"].append({"id": 5, "file_name": "a.png", "height": 10, "width": 20}),
+         "file_name 'a.png' is listed by image ids 1 and 5"),
         (lambda d: d["annotations"][1].update(image_id=99), "annotation id 8 names unknown image id 99"),
         (_bbox(KeyError), "annotation id 8 has no 'bbox'"),
         (_bbox(["1", "2", "3", "4"]), 'annotation id 8 has bbox ["1", "2", "3", "4"]'),

@@ -75,10 +75,16 @@ def test_cli_options_and_batch(capsys) -> None:
 def test_cli_too_small_input_is_one_line_exit_2(capsys) -> None:
     assert main(["vgg16", "--input", "3x16x16"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "32x32" in err and "\n" not in err
+    assert err.startswith("visionsuite: error:") and "32x32" in err and "\n" not in err
 
 
 def test_cli_unknown_backbone_is_one_line_exit_2(capsys) -> None:
     assert main(["vgg61"]) == 2
     err = capsys.readouterr().err.strip()
     assert "Unknown backbone 'vgg61'" in err and "vgg16" in err and "\n" not in err
+
+
+def test_cli_batch_size_below_one_is_refused_by_the_parser(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lenet5", "--batch_size", "0"])
+    assert exit_info.value.code == 2 and "expected a count >= 1, got 0" in capsys.readouterr().err

@@ -179,3 +179,18 @@ def test_wandb_logger_is_not_handed_the_unset_anonymous_argument(tmp_path: Path)
     assert "anonymous" in trainer.logger._wandb_init  # Lightning's default, what W&B warns about
     _drop_unset_wandb_anonymous(trainer)
     assert "anonymous" not in trainer.logger._wandb_init
+
+
+def test_a_tool_that_fails_leaves_no_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The <stamp>-<tool> folder is made before the work; a failure takes it back (it is empty)."""
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"\x00not a graph" * 50)
+    (tmp_path / "broken.onnx.json").write_text(json.dumps({"task": "classification", "classes": ["a"], "channels": 1,
+                                                           "image_size": [28, 28]}))  # fmt: skip
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("L", (28, 28)).save(images / "a.png")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["predict-exported", str(model), str(images)]) == 2
+    assert "broken.onnx: not a loadable ONNX model" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

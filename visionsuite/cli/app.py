@@ -535,6 +535,12 @@ def _list(args: list[str]) -> int:
     return 0
 
 
+def _discard_tool_dirs() -> None:
+    """A tool that failed takes back the output folder it made (when nothing was written in it)."""
+    if "visionsuite.runs.folders" in sys.modules:
+        sys.modules["visionsuite.runs.folders"].discard_empty_tool_dirs()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``visionsuite`` console script."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -573,12 +579,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         _lightning_cli(args)
     except argparse.ArgumentError as err:
+        _discard_tool_dirs()
         from visionsuite.cli.suggest import explain_unknown_key
 
         message = explain_unknown_key(condense_parser_error(str(err)), args)
         print(f"visionsuite: error: {message} (see --help)", file=sys.stderr)
         return 2
     except Exception as err:
+        _discard_tool_dirs()
         user_error = _user_error_in_chain(err)
         if user_error is None:
             raise

@@ -18,8 +18,10 @@ from torch import Tensor
 
 from .errors import writing
 
-#: bump when the layout of the cached dict changes; older files are then rebuilt.
-CACHE_VERSION = 2
+#: bump when the layout of the cached dict, or what a decoder puts in it, changes; older files are
+#: then rebuilt. 3: image/mask pairs sized after their EXIF orientation (version-2 segmentation
+#: caches of EXIF-rotated photos could hold misaligned pairs).
+CACHE_VERSION = 3
 
 #: the optional tensors of a split, in the order they are stored.
 OPTIONAL_TENSORS = ("labels", "masks", "boxes", "box_labels", "box_offsets", "sizes")

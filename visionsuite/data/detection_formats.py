@@ -212,6 +212,7 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bo
     categories = sorted(raw_categories, key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(categories)}
     per_image: dict[int, list[dict]] = {}
+    files: dict[str, int] = {}
     for i, im in enumerate(images):
         iid = _coco_field(annotation_file, im, "id", f"image #{i}")
         what = f"image id {iid}"
@@ -221,6 +222,12 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bo
                 raise InvalidDatasetError(f"{annotation_file}: {what} has {key} {im[key]}; expected a positive integer")
         if iid in per_image:
             raise InvalidDatasetError(f"{annotation_file}: image id {iid} appears more than once; ids must be unique")
+        if im["file_name"] in files:  # one photo twice: each entry would train on half its boxes
+            raise InvalidDatasetError(
+                f"{annotation_file}: file_name {im['file_name']!r} is listed by image ids {files[im['file_name']]} and"
+                f" {iid}; merge their annotations under one image"
+            )
+        files[im["file_name"]] = iid
         per_image[iid] = []
     if not annotations:
         raise InvalidDatasetError(f"no boxes in {annotation_file}: nothing to train on (its 'annotations' list is empty)")

@@ -64,7 +64,25 @@ def tool_output_dir(source: Path, tool: str) -> Path:
     """
     folder = source.parent
     root = folder.parent.parent if folder.name == CHECKPOINTS else folder
-    return create_run_dir(root, None, f"-{tool}")
+    created = create_run_dir(root, None, f"-{tool}")
+    TOOL_DIRS.append(created)
+    return created
+
+
+#: folders :func:`tool_output_dir` made in this process, for :func:`discard_empty_tool_dirs`.
+TOOL_DIRS: list[Path] = []
+
+
+def discard_empty_tool_dirs() -> None:
+    """Remove the output folders this process made that a failed tool left empty (empty
+    subfolders included), so a failure leaves nothing behind."""
+    while TOOL_DIRS:
+        folder = TOOL_DIRS.pop()
+        if not folder.is_dir() or any(p.is_file() for p in folder.rglob("*")):
+            continue
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            sub.rmdir()
+        folder.rmdir()
 
 
 def set_latest(root: Path, run_dir: Path) -> None:

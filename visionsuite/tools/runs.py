@@ -271,7 +271,8 @@ def main_runs(args: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
     opts = parser.parse_args(args)
     if not opts.root.is_dir():
-        raise RunError(f"{opts.root}: no such folder (give the folder your runs are in, e.g. logs/)")
+        what = "a file, not a folder" if Path(opts.root).is_file() else "no such folder"
+        raise RunError(f"{opts.root}: {what} (give the folder your runs are in, e.g. logs/)")
     infos = list_runs(opts.root)
     if opts.json:
         print(json.dumps([asdict(info) for info in infos], indent=2))

@@ -337,7 +337,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("backbone", help="a registered backbone name, or tv/<name>, timm/<name>")
     parser.add_argument("--input", type=_parse_input, default=None, metavar="CxHxW",
                         help="input size, e.g. 3x224x224 (default: the backbone's own)")  # fmt: skip
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=1,
+    parser.add_argument("--batch_size", "--batch-size", type=_positive_int, default=1,
                         help="images per batch (default 1; --batch-size, the old spelling, is accepted until 0.2)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_parse_option,
                         help="builder option, e.g. num_classes=10 (repeatable)")  # fmt: skip
@@ -370,8 +370,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fail(err: object) -> int:
-    print(f"error: {_first_line(err)}", file=sys.stderr)
+    print(f"visionsuite: error: {_first_line(err)}", file=sys.stderr)
     return 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1, got {value}")
+    return value
 
 
 def _first_line(err: object) -> str:
