@@ -22,7 +22,14 @@ import torch
 
 from visionsuite.cli.suggest import accepted_options
 from visionsuite.data.batch import BBOX_LABEL, BBOX_XYXY
-from visionsuite.tasks import AutoencoderTask, ClassificationTask, DetectionTask, GANTask, SegmentationTask, VAETask
+from visionsuite.tasks import (
+    AutoencoderTask,
+    ClassificationTask,
+    DetectionTask,
+    GANTask,
+    SegmentationTask,
+    VAETask,
+)
 
 TESTS = Path(__file__).parent
 
@@ -120,7 +127,7 @@ def loss(task: Any) -> Any:
     finally:
         task._trainer = None
     value = out.loss if out.loss is not None else sum(v for v in (out.terms or {}).values())
-    return round(float(value), 6)
+    return round(float(value.detach()), 6)
 
 
 def output(task: Any) -> Any:
@@ -267,4 +274,4 @@ def test_every_elsewhere_test_exists() -> None:
     for option, where in ELSEWHERE.items():
         file, test = where.split("::")
         text = (TESTS / file).read_text()
-        assert re.search(rf"^def {re.escape(test)}", text, re.M), f"{option}: no {where}"
+        assert re.search(rf"^def {re.escape(test)}", text, re.MULTILINE), f"{option}: no {where}"
