@@ -80,6 +80,8 @@ def test_prediction_names_follow_the_input_file_and_never_collide(tmp_path: Path
     second = prediction_path(out, root / "street" / "a.png", root, taken)
     assert first == out / "street" / "a.png" and second == out / "street" / "a_png.png"
     assert prediction_path(out, "test/12", None, taken) == out / "test" / "12.png"
+    relative = Path("in") / "street" / "b.jpg"  # a predict_dir given relative to the current directory
+    assert prediction_path(out, relative, Path("in"), taken) == out / "street" / "b.png"
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from visionsuite.cli.suggest import config_files
+
 #: ``--help <word>`` that asks for LightningCLI's complete help.
 FULL = ("all", "trainer", "full")
 
@@ -61,8 +63,7 @@ def configured_classes(args: Sequence[str]) -> dict[str, str]:
     """``{"model": class_path, "data": class_path}`` from the ``--config`` files in ``args`` (a
     later file wins, as in LightningCLI)."""
     found: dict[str, str] = {}
-    configs = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"]
-    for config in configs:
+    for config in config_files(args):
         try:
             loaded = yaml.safe_load(Path(config).read_text()) or {}
         except (OSError, yaml.YAMLError):

@@ -80,14 +80,18 @@ def _candidates(dotted: str) -> tuple[str, list[str]]:
     return parts[-1], []
 
 
+def config_files(argv: Sequence[str]) -> list[str]:
+    """The ``--config`` files of a command line, in order (``--config F`` and ``--config=F``)."""
+    configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    return configs + [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+
+
 def _where(key: str, leaf: str, argv: Sequence[str]) -> str:
     """``on the command line`` or ``in FILE line N`` for an unknown key (empty when not found)."""
     if any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv):
         return "on the command line"
-    configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
-    configs += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
     pattern = re.compile(rf"^\s*{re.escape(leaf)}\s*:")
-    for config in configs:
+    for config in config_files(argv):
         try:
             lines = Path(config).read_text().splitlines()
         except (OSError, UnicodeDecodeError):

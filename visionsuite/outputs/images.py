@@ -25,6 +25,7 @@ from torch import Tensor
 
 from visionsuite.core.atomic import atomic_path
 
+
 @dataclass
 class AnnotatedImage:
     """A picture plus W&B overlays: ``image`` (tensor [C, H, W] in [0, 1]) is what the PNG file and
@@ -133,20 +134,6 @@ class MaskOverlay:
         colour, drawn = self.colourise(masks)
         images = self.images.detach().float().cpu().clamp(0, 1)
         return torch.where(drawn, (1 - self.alpha) * images + self.alpha * colour, images)
-
-    def render(self) -> Tensor:
-        """One row per image: image | ground truth overlay | prediction overlay, as [3, H', W']."""
-        columns = [self.images.detach().float().cpu().clamp(0, 1)]
-        if self.targets is not None:
-            columns.append(self.blend(self.targets))
-        columns.append(self.blend(self.preds))
-        n, _, h, w = columns[0].shape
-        k, g = len(columns), self.gap
-        out = torch.ones(3, n * (h + g) - g, k * (w + g) - g)
-        for i in range(n):
-            for j, col in enumerate(columns):
-                out[:, i * (h + g) : i * (h + g) + h, j * (w + g) : j * (w + g) + w] = col[i]
-        return out
 
     def figure(self, titles: tuple[str, ...] = ("image", "ground truth", "prediction")) -> Any:
         """The report picture: one row per image, columns titled image | ground truth |

@@ -16,14 +16,14 @@ def relative_name(source: str | Path, root: Path | None) -> Path:
     """``source`` relative to ``root`` when inside it, else its own file name (or, for a name
     that is not a file such as ``test/12``, that name)."""
     path = Path(source)
-    if root is not None and path.is_absolute() and path.is_relative_to(root):
+    if root is not None and path.is_relative_to(root):
         return path.relative_to(root)
-    return Path(path.name) if path.is_absolute() else path
+    return Path(path.name) if path.is_absolute() or path.is_file() else path
 
 
 def prediction_path(folder: Path, source: str | Path, root: Path | None, taken: set[Path], suffix: str = ".png") -> Path:
-    """``folder/<relative name>`` with ``suffix``; a name already in ``taken`` (or on disk from
-    another input of the same call) gets the input's own suffix added. Adds the result to ``taken``."""
+    """``folder/<relative name>`` with ``suffix``; a name already in ``taken`` (given to another
+    input of the same call) gets the input's own suffix added. Adds the result to ``taken``."""
     rel = relative_name(source, root)
     target = folder / rel.with_suffix(suffix)
     if target in taken and rel.suffix:
