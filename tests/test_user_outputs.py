@@ -196,3 +196,37 @@ def test_a_tool_that_fails_leaves_no_output_folder(tmp_path: Path, capsys: pytes
     assert main(["predict-exported", str(model), str(images)]) == 2
     assert "broken.onnx: not a loadable ONNX model" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_output_that_cannot_be_written_is_one_line(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tool whose --output cannot be written: one line naming the file the user gave (not the
+    temporary name it writes first), exit 2, nothing left beside the run."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    before = sorted(p.name for p in run.parent.iterdir())
+    assert main(["explain", "--run", str(run), "--images", "1", "--output", str(blocker / "explain")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"visionsuite: error: {blocker / 'explain'}"), err
+    assert sorted(p.name for p in run.parent.iterdir()) == before
+
+
+def test_a_failed_atomic_write_names_the_target_not_the_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk when the finished file is put in place: the error names ``table.md``, which
+    the user knows, not ``.table.<pid>.tmp.md``; the old file stays and no temporary is left."""
+    import errno
+
+    from visionsuite.core import atomic
+
+    target = tmp_path / "table.md"
+    target.write_text("old")
+
+    def full(src: Any, dst: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr(atomic.os, "replace", full)
+    with pytest.raises(OSError) as err:
+        atomic.write_text_atomic(target, "new")
+    assert err.value.filename == str(target) and err.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]

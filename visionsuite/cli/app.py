@@ -565,7 +565,14 @@ def main(argv: list[str] | None = None) -> int:
         if args[0] in TOOLS:
             import importlib
 
-            return importlib.import_module(TOOLS[args[0]]).main(args[1:])
+            try:
+                return importlib.import_module(TOOLS[args[0]]).main(args[1:])
+            except OSError as err:  # an output folder that cannot be made or written, a full disk
+                if err.filename is None:
+                    raise
+                _discard_tool_dirs()
+                print(f"visionsuite: error: {err.filename}: {err.strerror or err} (nothing was written)", file=sys.stderr)
+                return 2
         from visionsuite.cli.run_args import expand_run
 
         if args[0] in ("validate", "test", "predict", "fit"):

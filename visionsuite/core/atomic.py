@@ -29,6 +29,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as err:
+        if err.filename not in (str(tmp), tmp):
+            raise
+        # name the file the user asked for, not the temporary one
+        raise OSError(err.errno, err.strerror, str(target)) from err
     finally:
         tmp.unlink(missing_ok=True)
 
