@@ -47,7 +47,7 @@ def test_unknown_names_list_the_choices() -> None:
     with pytest.raises(ValueError, match="sgd, adam, adamw, rmsprop, adagrad"):
         build_optimizer("lamb", _model().parameters(), lr=1.0)
     opt = build_optimizer("sgd", _model().parameters(), lr=1.0)
-    with pytest.raises(ValueError, match="multistep, cosine, cosine_time, onecycle, plateau"):
+    with pytest.raises(ValueError, match="multistep, cosine, cosine_time, onecycle, triangular, plateau"):
         build_scheduler("poly", opt, max_epochs=1, total_steps=1)
 
 
@@ -73,6 +73,21 @@ def test_onecycle_steps_per_batch_and_peaks_at_lr() -> None:
         opt.step()
         cfg["scheduler"].step()
     assert max(lrs) == pytest.approx(0.5) and lrs[0] < 0.05 and lrs[-1] < 0.01
+
+
+def test_triangular_rises_linearly_to_lr_then_falls_linearly_to_zero() -> None:
+    """10 steps, 20% warm-up: half the peak, the peak (steps 1 and 2), then down by lr/8 per step."""
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.4, nesterov=True)
+    cfg = build_scheduler("triangular", opt, max_epochs=1, total_steps=10, warmup_pct=0.2)
+    assert cfg["interval"] == "step"
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        cfg["scheduler"].step()
+    expected = [0.2, 0.4] + [0.4 * (10 - k) / 8 for k in range(2, 10)]
+    assert lrs == pytest.approx(expected)
+    assert opt.param_groups[0]["nesterov"] is True
 
 
 def test_plateau_monitors_the_task_metric() -> None:

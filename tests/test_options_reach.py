@@ -172,7 +172,7 @@ ROWS: dict[type, dict[str, tuple[Any, ...]]] = {
         "backbone": ("linear", weights), "num_classes": (7, weights), "in_chans": (3, weights),
         "backbone_options": ({"activation": "relu"}, loss), "freeze_backbone": (True, trainable),
         "finetune": ("linear_probe", trainable), "backbone_lr_mult": (0.1, optim),
-        "label_smoothing": (0.2, loss),
+        "label_smoothing": (0.2, loss), "ema_decay": (0.9, callbacks),
         "aux_loss_weight": (0.9, loss, {"backbone": "googlenet", "backbone_options": {"aux_logits": True}}),
     },
     SegmentationTask: {
@@ -189,6 +189,7 @@ ROWS: dict[type, dict[str, tuple[Any, ...]]] = {
         "regression_bias": (1.0, init), "score_thresh": (0.5, output), "nms_thresh": (0.1, output, {"regression_bias": 1.0}),
         "detections_per_img": (1, output), "image_size": (64, output), "anchor_scale": (2.0, loss, {"head": "retinanet"}),
         "test_time_flip": (True, output), "head_options": ({"topk_candidates": 2}, output),
+        "detector": ("ssdlite320_mobilenet_v3_large", weights, {"in_chans": 3, "backbone_options": None, "fpn_channels": 128}),
     },
     AutoencoderTask: {
         "in_chans": (3, weights), "img_size": (32, weights), "latent_dim": (16, weights), "widths": ([8, 8], weights),
@@ -214,6 +215,7 @@ ROWS: dict[type, dict[str, tuple[Any, ...]]] = {
 #: options no probe here can see, and the test that shows each one acting.
 ELSEWHERE: dict[str, str] = {
     "weights": "test_weights.py::test_",
+    "detector_weights": "detection/test_detector_weights.py::test_class_rows_move_to_the_data_classes_by_name",
     "top_stages": "transfer/test_finetuning.py::test_",
     "unfreeze_at": "transfer/test_finetuning.py::test_",
     "stage_lr_decay": "transfer/test_finetuning.py::test_",
@@ -234,6 +236,8 @@ ELSEWHERE: dict[str, str] = {
     "kid_subset_size": "generative/test_gen_metrics.py::test_",
     "d_wins_threshold": "generative/test_gen_gan.py::test_discriminator_wins_detector_fires_once",
     "d_wins_patience": "generative/test_gen_gan.py::test_detector_needs_the_streak_unbroken_and_g_rising",
+    "test_time_augmentation": "test_record_techniques.py::test_the_task_scores_test_batches_under_tta_and_validation_without",
+    "compile_mode": "test_record_techniques.py::test_a_compiled_network_gives_the_eager_logits_and_keeps_its_checkpoint_keys",
 }  # fmt: skip
 
 

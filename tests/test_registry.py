@@ -94,7 +94,7 @@ def test_every_factory_lists_its_names_and_suggests_the_nearest(capsys: pytest.C
     from visionsuite.tasks.optim import build_optimizer
 
     expected = {
-        "heads": ["retinanet", "fcos", "ssd", "ssdlite", "fasterrcnn"],
+        "heads": ["retinanet", "fcos", "ssd", "ssdlite", "fasterrcnn", "yolo"],
         "losses": ["cross_entropy", "dice", "focal", "ce+dice"],
         "optimizers": ["sgd", "adam", "adamw", "rmsprop", "adagrad"],
     }

@@ -113,12 +113,12 @@ def test_unknown_head_is_a_config_error() -> None:
 def test_a_misspelt_head_suggests_the_nearest() -> None:
     with pytest.raises(ConfigError, match="Did you mean retinanet") as info:
         build_detector("retinnet", tiny_fpn(), 10, image_size=SIZE, in_chans=1)
-    assert str(info.value).endswith("Valid: retinanet, fcos, ssd, ssdlite, fasterrcnn")
+    assert str(info.value).endswith("Valid: retinanet, fcos, ssd, ssdlite, fasterrcnn, yolo")
 
 
 def test_every_head_is_registered_with_its_background_offset() -> None:
     """The registry is the one table: the background-slot offsets the Detector relies on."""
-    assert {name: LABEL_OFFSET[name] for name in HEADS} == {"retinanet": 0, "fcos": 0, "ssd": 1, "ssdlite": 1, "fasterrcnn": 1}
+    assert {name: LABEL_OFFSET[name] for name in HEADS} == {"retinanet": 0, "fcos": 0, "ssd": 1, "ssdlite": 1, "fasterrcnn": 1, "yolo": 0}
 
 
 @pytest.mark.parametrize("name", HEADS)

@@ -22,6 +22,7 @@ INFERENCE_OWNER = {
     "ssd": lambda m: m,
     "ssdlite": lambda m: m,
     "fasterrcnn": lambda m: m.roi_heads,
+    "yolo": lambda m: m,
 }
 
 
@@ -29,7 +30,9 @@ def _task(head: str, **options: float) -> DetectionTask:
     """A CPU-sized task (resnet18 at base width 8, 32-channel FPN, 32x32 grey images), seeded. FCOS
     starts its boxes a stride wide (untrained, torchvision's 0 bias gives sub-pixel boxes that never overlap)."""
     torch.manual_seed(0)
-    extra = {"fasterrcnn": {"extra_blocks": "maxpool"}, "fcos": {"regression_bias": 1.0}}.get(head, {})
+    # yolo: 4 distance bins, so that its untrained boxes (reg_max/2 strides a side) fit the 32-px images
+    extra = {"fasterrcnn": {"extra_blocks": "maxpool"}, "fcos": {"regression_bias": 1.0},
+             "yolo": {"head_options": {"reg_max": 4}}}.get(head, {})  # fmt: skip
     return DetectionTask(head=head, backbone="resnet18", backbone_options={"base_width": 8}, num_classes=3, in_chans=1,
                          image_size=SIZE, fpn_channels=32, **extra, **options).eval()  # fmt: skip
 

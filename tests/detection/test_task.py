@@ -161,8 +161,29 @@ def test_train_window_is_refused_for_detection_in_one_line(
 SHIPPED = sorted(CONFIGS.glob("*.yaml"))
 
 
+def _cache_random_detector_weights(config: Path, hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config with ``detector_weights`` (which cannot be downloaded here): a file of the real
+    architecture and shapes, random values, where the torch hub cache holds the real one."""
+    import torchvision
+    import yaml
+
+    from visionsuite.models.detection import pretrained
+
+    init = yaml.safe_load(config.read_text())["model"]["init_args"]
+    if not init.get("detector_weights"):
+        return
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    name = init["detector"]
+    path = pretrained.hub_cache_path(pretrained.weights_enum(name, init["detector_weights"]).url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
+    torch.save(model.state_dict(), path)
+
+
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.stem)
-def test_every_detection_config_fits_and_tests_one_batch(config: Path, data_root: Path, tmp_path: Path) -> None:
+def test_every_detection_config_fits_and_tests_one_batch(config: Path, data_root: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    _cache_random_detector_weights(config, tmp_path / "hub", monkeypatch)
     if "fmnist_scenes" in config.stem:
         tiny = ["--data.init_args.num_train_scenes", "64", "--data.init_args.num_test_scenes", "16",
                 "--data.init_args.val_size", "16", "--data.init_args.canvas_size", "64", "--model.init_args.image_size", "64",

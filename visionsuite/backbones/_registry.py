@@ -31,7 +31,7 @@ BuilderT = TypeVar("BuilderT", bound=Callable[..., nn.Module])
 #: the course families, imported on the first request; each module's ``BACKBONES`` joins the registry.
 _FAMILIES: tuple[str, ...] = tuple(
     f"visionsuite.backbones.{family}"
-    for family in ("alexnet", "googlenet", "lenet", "linear", "mlp", "mobilenet", "resnet", "vgg")
+    for family in ("airbench", "alexnet", "googlenet", "lenet", "linear", "mlp", "mobilenet", "resnet", "vgg")
 )
 # Names and prefixes served by a module imported on first use, so that building ``lenet5``
 # never imports torchvision or timm (their import costs seconds, and timm imports torchvision).

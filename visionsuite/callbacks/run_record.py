@@ -32,7 +32,7 @@ from visionsuite.core.readers import read_json_object
 
 FILENAME = "run.json"
 #: hyperparameters naming the network, first present wins (classification/detection, segmentation, generative).
-MODEL_KEYS = ("backbone", "model", "arch")
+MODEL_KEYS = ("detector", "backbone", "model", "arch")
 
 
 def now() -> str:
@@ -104,7 +104,7 @@ class RunRecord(Callback):
             status = "stopped"
         else:
             status = "failed"
-        if not _holds_results(self._path(trainer).parent, self.filename):
+        if not holds_results(self._path(trainer).parent, frozenset({self.filename})):
             # failed before its first checkpoint or metric: the CLI discards such a folder
             # (``discard_fresh_run``), which a lone run.json would keep alive
             self._path(trainer).unlink(missing_ok=True)
@@ -114,10 +114,12 @@ class RunRecord(Callback):
         self._write(trainer, status=status, step=trainer.global_step, ended=now(), error=error[:300])
 
 
-#: files a run folder has before it has trained anything (see ``visionsuite.cli.app.discard_fresh_run``).
-_BOOKKEEPING = frozenset({"config.yaml", "hparams.yaml"})
+#: files a run folder has before it has trained anything: a folder holding only these (and
+#: ``run.json``) may be taken back when its command fails (``visionsuite.cli.app.discard_fresh_run``).
+BOOKKEEPING = frozenset({"config.yaml", "hparams.yaml"})
 
 
-def _holds_results(run: Path, own: str) -> bool:
-    """Whether the folder holds anything but its config and this record (a checkpoint, metrics)."""
-    return any(p.is_file() and p.name not in _BOOKKEEPING | {own} for p in run.rglob("*"))
+def holds_results(run: Path, also_bookkeeping: frozenset[str] = frozenset()) -> bool:
+    """Whether ``run`` holds a file beyond its bookkeeping (a checkpoint, metrics, predictions)."""
+    skip = BOOKKEEPING | also_bookkeeping
+    return any(p.is_file() and p.name not in skip for p in run.rglob("*"))

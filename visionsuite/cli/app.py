@@ -129,6 +129,7 @@ def _lightning_cli(args: list[str] | None) -> Any:
             if self.subcommand == "fit" and bar is False and EpochLog not in present:
                 extra.append(EpochLog())
             trainer = super().instantiate_trainer(callbacks=[*configured, *extra], **kwargs)
+            _refuse_half_precision_on_cpu(trainer)
             _drop_unset_wandb_anonymous(trainer)
             return trainer
 
@@ -156,7 +157,10 @@ def _lightning_cli(args: list[str] | None) -> Any:
                 return
             ckpt = self.trainer.ckpt_path
             step = scored_step(self.trainer, self.model, stage)
-            which = f"{Path(ckpt).name}, step {step}" if ckpt else "untrained weights"
+            hp = self.model.hparams
+            pretrained = hp.get("detector_weights") or hp.get("weights")  # zero-shot: the pretrained weights as loaded
+            untrained = f"{pretrained} as loaded, no checkpoint" if pretrained else "untrained weights"
+            which = f"{Path(ckpt).name}, step {step}" if ckpt else untrained
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
             _print_result(metrics, self.model, stage, which)
 
@@ -267,8 +271,9 @@ def discard_fresh_run() -> None:
     run, root = FRESH_RUN.pop("run", None), FRESH_RUN.pop("root", None)
     if run is None or not run.is_dir() or os.environ.get("LOCAL_RANK", "0") != "0":
         return
-    kept = {"config.yaml", "hparams.yaml"}
-    if any(p.is_file() and p.name not in kept for p in run.rglob("*")):
+    from visionsuite.callbacks.run_record import holds_results
+
+    if holds_results(run):
         return  # it trained or wrote something: keep it (a checkpoint resumes, metrics show what happened)
     shutil.rmtree(run, ignore_errors=True)
     previous = FRESH_RUN.pop("latest", None)
@@ -309,21 +314,17 @@ def _check_run_inputs(run: Path, data_cfg: Any) -> None:
     import yaml
 
     from visionsuite.data.base import INPUT_OPTIONS
-    from visionsuite.runs.checkpoints import CheckpointError
+    from visionsuite.runs.checkpoints import CheckpointError, plain_value
 
     saved = ((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}).get("init_args") or {}
     given = data_cfg.get("init_args")
     given = given.as_dict() if hasattr(given, "as_dict") else dict(given or {})
     for key in INPUT_OPTIONS:
-        if key in saved and key in given and saved[key] != _listed(given[key]):
+        if key in saved and key in given and plain_value(saved[key]) != plain_value(given[key]):
             raise CheckpointError(
                 f"--data.init_args.{key}: run {run} was trained with {saved[key]!r}, this command gives"
                 f" {given[key]!r}; the input its weights expect cannot change"
             )
-
-
-def _listed(value: Any) -> Any:
-    return [_listed(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 #: Trainer arguments where an int is a count of batches and a float a fraction of them.
@@ -363,6 +364,32 @@ def _is_checkpoint(callback: Any) -> bool:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     return isinstance(callback, ModelCheckpoint)
+
+
+#: Lightning precisions that compute in 16 bits (autocast or true half).
+HALF_PRECISIONS = ("16-mixed", "bf16-mixed", "16-true", "bf16-true")
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tile units (Sapphire Rapids and later), the only CPUs on
+    which 16-bit autocast is not far slower than float32."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def _refuse_half_precision_on_cpu(trainer: Any) -> None:
+    """16-bit precision on a CPU without AMX: one line, instead of a run ~100x slower than float32
+    (measured here: bf16 autocast on an AVX-512 CPU). A GPU, or an AMX CPU, runs it."""
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    precision = str(getattr(trainer.precision_plugin, "precision", trainer.precision))
+    if precision in HALF_PRECISIONS and isinstance(trainer.accelerator, CPUAccelerator) and not cpu_has_amx():
+        raise ConfigError(
+            f"trainer.precision={precision} on this CPU (no AMX bf16 units) runs ~100x slower than float32: "
+            "use --trainer.precision 32-true here, and 16-bit precision on a GPU"
+        )
 
 
 def _drop_unset_wandb_anonymous(trainer: Any) -> None:
@@ -460,11 +487,13 @@ SUBCOMMANDS = {
     "explain": "saliency, Grad-CAM on a stage and first-layer filters of a checkpoint, as PNGs",
     "runs": "list the runs below a folder (default logs/): task, model, status, epochs, best metric, age",
     "compare": "config differences, final/best metrics and overlaid validation curves of runs",
+    "convert": "convert detection labels between COCO JSON, YOLO text and Pascal VOC XML",
 }
 
 #: subcommands served by a module's ``main(args)``.
 TOOLS = {"export": "visionsuite.tools.export", "predict-exported": "visionsuite.tools.exported", "ensemble": "visionsuite.tools.ensemble",
-         "explain": "visionsuite.tools.explain", "runs": "visionsuite.tools.runs", "compare": "visionsuite.tools.compare"}
+         "explain": "visionsuite.tools.explain", "runs": "visionsuite.tools.runs", "compare": "visionsuite.tools.compare",
+         "convert": "visionsuite.tools.convert"}
 
 
 #: one example per command, for ``visionsuite --help``.
@@ -482,6 +511,7 @@ EXAMPLES = {
     "explain": "visionsuite explain --run latest --stage layer3",
     "runs": "visionsuite runs",
     "compare": "visionsuite compare runA runB",
+    "convert": "visionsuite convert --from coco --to yolo instances.json out/ --image-dir images/",
 }
 
 

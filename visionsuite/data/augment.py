@@ -45,6 +45,19 @@ def shift_crop(images: Tensor, padding: int, offsets: Tensor, fill: float = 0.0)
     return padded.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
 
+def alternating_flips(rows: Tensor, epoch: int, seed: int) -> Tensor:
+    """Which images (by cache row) are mirrored in ``epoch``: a fixed random half (a hash of the
+    row and ``seed``) in even epochs, its complement in odd ones (airbench's alternating flip).
+
+    A function of (row, epoch, seed) alone, so a resumed run flips as the uninterrupted one did.
+    """
+    x = rows.to(torch.int64) * 0x9E3779B1 + (int(seed) % 2**31) * 0x85EBCA77 + 1  # multiply-xorshift hash
+    x = (x ^ (x >> 15)) * 0x2C1B3C6D
+    x = (x ^ (x >> 12)) * 0x297A2D39
+    first_half = ((x ^ (x >> 15)) >> 7) & 1 == 1
+    return first_half ^ (epoch % 2 == 1)
+
+
 @dataclass
 class Draws:
     """The random choices for one batch, made once per image and applied to every part of it.

@@ -13,14 +13,17 @@ their constants (classes, mean/std, size). Everything else is common:
   ``test/<index>`` for datasets stored as arrays);
 * ``on_after_batch_transfer`` turns a batch into float on its device, augments it when the
   trainer is training (random crop with padding, horizontal flip, zoom: drawn once per image
-  and applied to every part), then normalises the image.
+  and applied to every part), then normalises the image. ``flip_mode: alternating`` (airbench)
+  mirrors each training image in every other epoch instead of by a coin each time: a fixed
+  random half in even epochs, the other half in odd ones, so every two epochs show each
+  image both ways exactly once.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
@@ -32,7 +35,8 @@ from visionsuite.core.console import timed_line
 from visionsuite.core.options import check_arguments
 
 from . import augment as aug
-from .batch import BBOX_XYXY, IMAGE, MASK, Batch
+from .augment import alternating_flips
+from .batch import BBOX_XYXY, IMAGE, INDEX, MASK, Batch
 from .cache import DecodedSplit, concat_splits, is_valid_cache, load_split, save_split
 from .datasets import RaggedBoxes, TensorImageDataset, batch_loader
 from .errors import InvalidDatasetError
@@ -82,6 +86,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         augment: bool = True,
         crop_padding: int = 0,
         hflip: bool = False,
+        flip_mode: Literal["random", "alternating"] = "random",
         normalize: bool = True,
         mean: list[float] | None = None,
         std: list[float] | None = None,
@@ -104,6 +109,9 @@ class TensorClassificationDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.augment, self.crop_padding, self.hflip = augment, crop_padding, hflip
+        if flip_mode not in ("random", "alternating"):
+            raise InvalidDatasetError(f"flip_mode must be random or alternating, got {flip_mode!r}")
+        self.flip_mode = flip_mode
         self.normalize = normalize
         self.train_subset, self.val_subset, self.test_subset = train_subset, val_subset, test_subset
         self.predict_dir = Path(predict_dir).expanduser() if predict_dir else None
@@ -222,6 +230,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
             indices = parts[name] if name in parts else torch.arange(len(split))
             sets[name] = self._dataset_of(split, first_n(indices, subsets[name]))
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+        self.train_set.with_index = self.alternating_flips
 
     @staticmethod
     def _dataset_of(split: DecodedSplit, indices: Tensor) -> TensorImageDataset:
@@ -310,7 +319,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
             if self.crop_padding > 0:
                 ops.append(f"random crop pad {self.crop_padding}")
             if self.hflip:
-                ops.append("hflip p=0.5")
+                ops.append("hflip alternating by epoch" if self.alternating_flips else "hflip p=0.5")
             if self.scale_range is not None and tuple(self.scale_range) != (1.0, 1.0):
                 ops.append(f"zoom {self.scale_range[0]:g}-{self.scale_range[1]:g}")
         norm = "off"
@@ -336,6 +345,8 @@ class TensorClassificationDataModule(L.LightningDataModule):
                 out[IMAGE].shape[0], out[IMAGE].device, padding=self.crop_padding,
                 flip_p=0.5 if self.hflip else 0.0, scale_range=self.scale_range,
             )  # fmt: skip
+            if self.alternating_flips and INDEX in batch:
+                d.flip = alternating_flips(batch[INDEX], self._epoch(), self.seed).to(out[IMAGE].device)
             out = aug.augment_batch(out, d, ignore_index=self.ignore_index)
         if tuple(out[IMAGE].shape[-2:]) != self.image_size:
             if out.keys() & {MASK, BBOX_XYXY}:
@@ -347,6 +358,14 @@ class TensorClassificationDataModule(L.LightningDataModule):
         if self.normalize:
             out[IMAGE] = aug.normalize(out[IMAGE], self.mean, self.std)
         return out
+
+    @property
+    def alternating_flips(self) -> bool:
+        """Whether training flips alternate by epoch (``hflip`` with ``flip_mode: alternating``)."""
+        return self.augment and self.hflip and self.flip_mode == "alternating"
+
+    def _epoch(self) -> int:
+        return int(self.trainer.current_epoch) if self.trainer is not None else 0
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """Runs on the batch's device; augments only while the trainer is training."""

@@ -14,7 +14,9 @@ there (a tuple's positions would mean different things per task). Keys:
 * ``bbox_xyxy``: list of B float32 tensors [Mi, 4], pixel ``x1, y1, x2, y2`` in the image as it
   is in the batch (after resizing and augmentation);
 * ``bbox_label``: list of B int64 tensors [Mi], the class of each box (detection);
-* ``path``: list of B str, the source of each image (predict batches: ``image`` and ``path``).
+* ``path``: list of B str, the source of each image (predict batches: ``image`` and ``path``);
+* ``index``: int64 [B], each image's row in its split's cache, only in training batches of a
+  data module whose augmentation is a function of the image (``flip_mode: alternating``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MASK = "mask"
 BBOX_XYXY = "bbox_xyxy"
 BBOX_LABEL = "bbox_label"
 PATH = "path"
+INDEX = "index"
 
 #: a batch: the keys above (only those the data has) to tensors or lists.
 Batch = dict[str, Any]

@@ -22,7 +22,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, LABEL, MASK, PATH, Batch
+from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, INDEX, LABEL, MASK, PATH, Batch
 
 Index = int | Sequence[int] | Tensor
 
@@ -71,6 +71,9 @@ class TensorImageDataset(Dataset):
             raise ValueError(f"{n} images but box offsets for {len(boxes.offsets) - 1}")
         self.images, self.labels, self.masks, self.boxes, self.paths = images, labels, masks, boxes, paths
         self.indices = torch.arange(n) if indices is None else indices.to(torch.int64)
+        #: whether batches carry ``index`` (each image's row): set by a data module whose
+        #: augmentation follows the image (alternating flips).
+        self.with_index = False
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -87,6 +90,8 @@ class TensorImageDataset(Dataset):
             batch[BBOX_XYXY], batch[BBOX_LABEL] = (boxes[0], labels[0]) if rows.ndim == 0 else (boxes, labels)
         if self.paths is not None:
             batch[PATH] = self.paths[int(rows)] if rows.ndim == 0 else [self.paths[i] for i in rows.tolist()]
+        if self.with_index:
+            batch[INDEX] = rows
         return batch
 
 

@@ -26,6 +26,7 @@ from .detection_formats import DetectionSet, read_coco, read_voc, read_yolo
 from .errors import DatasetNotFoundError, InvalidDatasetError
 from .geometry import Placement, fit_sample, plan
 from .images import load_image, skipped_message
+from .mosaic import MosaicAffineOptions
 from .sources import mirror_path
 
 
@@ -72,7 +73,7 @@ class _PredictFolderInSourcePixels:
         return TensorImageDataset(torch.stack(images), paths=paths)
 
 
-class DetectionDataModule(_PredictFolderInSourcePixels, DenseTargetDataModule):
+class DetectionDataModule(_PredictFolderInSourcePixels, MosaicAffineOptions, DenseTargetDataModule):
     """Box data read by one of :mod:`~visionsuite.data.detection_formats`' readers (subclasses
     implement :meth:`read`). There is one stored split; validation and test are held out of it
     (``val_size``, ``test_size``, seeded)."""
@@ -266,7 +267,7 @@ class VOCDetectionDataModule(DetectionDataModule):
         return read_voc(files, self.image_dir, self.classes)
 
 
-class FashionMNISTScenesDataModule(_PredictFolderInSourcePixels, DenseTargetDataModule):
+class FashionMNISTScenesDataModule(_PredictFolderInSourcePixels, MosaicAffineOptions, DenseTargetDataModule):
     """Fashion-MNIST items composited onto larger black canvases (:mod:`visionsuite.data.scenes`).
 
     Training scenes use items of the training split (validation scenes are held out of them),

@@ -28,14 +28,6 @@ def image_grid(images: Tensor, nrow: int = 8, padding: int = 2) -> Tensor:
     return (grid * 255).round().to(torch.uint8)
 
 
-def reconstruction_grid(inputs: Tensor, recons: Tensor, nrow: int = 8) -> Tensor:
-    """Inputs and their reconstructions in alternating rows (row 1 inputs, row 2 their outputs, …)."""
-    n = (inputs.shape[0] // nrow) * nrow or inputs.shape[0]
-    nrow = min(nrow, n)
-    pairs = torch.stack([inputs[:n].view(-1, nrow, *inputs.shape[1:]), recons[:n].view(-1, nrow, *recons.shape[1:])], 1)
-    return image_grid(pairs.flatten(0, 2), nrow=nrow)
-
-
 def reconstruction_figure(inputs: Tensor, recons: Tensor, title: str, *, input_label: str = "input", per_row: int = 8) -> Any:
     """Inputs above their reconstructions, each row labelled (``input`` / ``reconstruction``,
     ``corrupted input`` for a denoising model), under ``title`` (stage and step)."""

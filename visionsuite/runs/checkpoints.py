@@ -60,7 +60,7 @@ def _differing(saved: dict[str, Any], configured: dict[str, Any]) -> list[tuple[
     return [
         (key, f"{key}: checkpoint={saved[key]!r} config={configured[key]!r}")
         for key in sorted(saved.keys() & configured.keys())
-        if not key.startswith("_") and _plain(saved[key]) != _plain(configured[key])
+        if not key.startswith("_") and plain_value(saved[key]) != plain_value(configured[key])
     ]
 
 
@@ -98,11 +98,11 @@ def check_settings(
     return []
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Tuples and lists compare equal (YAML has only lists); ints and equal floats too; dict keys
     as strings (``unfreeze_at: {1: …}`` may come back from a checkpoint as ``{'1': …}``)."""
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_value(v) for k, v in value.items()}
     return value

@@ -123,6 +123,10 @@ def load_trained(
     weights = hparams.get("weights")
     if "weights" in hparams:
         hparams["weights"] = None  # the checkpoint holds the trained weights; no need for the file
+    if hparams.get("detector_weights"):  # the same for a whole detector, which keeps the weights' structure
+        from visionsuite.models.detection.pretrained import WEIGHTS_IN_CHECKPOINT
+
+        hparams["detector_weights"] = WEIGHTS_IN_CHECKPOINT
     task = task_class(**hparams)
     task.load_state_dict(saved["state_dict"], strict=True)
     task.eval()

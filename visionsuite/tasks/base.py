@@ -132,13 +132,14 @@ class BaseTask(LightningModule, ABC):
             scheduler: none, multistep (``milestones``, ``gamma``), cosine (per epoch, over
                 ``max_epochs``), cosine_time (per step, linear warm-up over ``warmup_pct`` of
                 ``trainer.max_time`` then cosine to 0 at its end, following elapsed time: for
-                time-budgeted runs), onecycle (``warmup_pct``) or plateau (``patience``,
-                ``gamma``, on the monitored metric).
+                time-budgeted runs), onecycle (``warmup_pct``), triangular (per step, linear
+                up over ``warmup_pct`` of the steps then linear down to 0: airbench's) or
+                plateau (``patience``, ``gamma``, on the monitored metric).
             milestones: epochs at which multistep multiplies the learning rate by ``gamma``.
             gamma: multistep / plateau decay factor.
             patience: plateau epochs without improvement before decaying.
-            warmup_pct: onecycle's fraction of the steps, cosine_time's of the time budget,
-                spent warming up.
+            warmup_pct: onecycle's and triangular's fraction of the steps, cosine_time's of
+                the time budget, spent warming up.
             checkpoint_every_n_steps: how often ``last.ckpt`` is refreshed mid-epoch, so a
                 killed run loses at most this many steps (``--ckpt_path last`` resumes).
             channels_last: store the 4-D weights channels-last (NHWC). Convolutions then run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback
@@ -12,18 +12,26 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from visionsuite.backbones import create_backbone
+from visionsuite.models.test_time import TestTimeAugmentation, tta_logits
 from visionsuite.outputs import FigureLogger, PredictionCSVWriter
 from visionsuite.tasks.base import BaseTask, StepOutput
 from visionsuite.tasks.finetuning import FineTuneSchedule, Regime
+
+#: training images a data-initialised first layer is computed from (airbench: 5,000).
+DATA_INIT_IMAGES = 5000
+
+
+#: ``torch.compile`` modes (``off``: eager).
+CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
 class ClassificationTask(BaseTask):
     """Train a classifier; the best checkpoint is chosen on validation top-1 accuracy."""
 
-    evaluation_options = BaseTask.evaluation_options | {"num_sample_images"}
+    evaluation_options = BaseTask.evaluation_options | {"num_sample_images", "test_time_augmentation", "compile_mode"}
     training_options = BaseTask.training_options | {
         "weights", "freeze_backbone", "finetune", "top_stages", "unfreeze_at", "backbone_lr_mult",
-        "stage_lr_decay", "label_smoothing", "aux_loss_weight",
+        "stage_lr_decay", "label_smoothing", "aux_loss_weight", "ema_decay", "ema_warmup",
     }  # fmt: skip
 
     monitor = "val/acc"
@@ -47,6 +55,10 @@ class ClassificationTask(BaseTask):
         adopt_weights_preprocessing: bool = False,
         label_smoothing: float = 0.0,
         aux_loss_weight: float = 0.3,
+        ema_decay: float = 0.0,
+        ema_warmup: bool = True,
+        test_time_augmentation: TestTimeAugmentation = "none",
+        compile_mode: CompileMode = "off",
         num_sample_images: int = 32,
         **kwargs: Any,
     ) -> None:
@@ -73,6 +85,21 @@ class ClassificationTask(BaseTask):
                 the pretrained weights were trained with (otherwise a mismatch is only warned about).
             label_smoothing: cross-entropy label smoothing.
             aux_loss_weight: weight of auxiliary classifier losses (GoogLeNet) during training.
+            ema_decay: keep an exponential moving average of all weights with this decay (e.g.
+                0.99 for a few thousand steps, 0.999 for longer runs; 0: off). Validation, every
+                checkpoint and therefore test/predict/export use the average
+                (:class:`visionsuite.callbacks.ema.WeightEMA`); the raw weights keep training.
+            ema_warmup: ramp the decay up as ``min(ema_decay, (1 + n) / (10 + n))`` after n
+                updates, so a short run's average is not mostly its initialisation.
+            test_time_augmentation: at test and predict, average the logits over views of each
+                image: ``flip`` (the image and its mirror) or ``flip_translate`` (airbench's six
+                views: also shifted one pixel both ways); ``none``. Validation, which picks the
+                checkpoint, keeps one view. See :mod:`visionsuite.models.test_time`.
+            compile_mode: ``torch.compile`` the network (not the task's loss and metrics) in
+                this mode: ``default``, ``reduce-overhead`` (CUDA graphs: small batches on a GPU),
+                ``max-autotune``, ``max-autotune-no-cudagraphs``; ``off``. Compiled in place
+                (``nn.Module.compile``), so checkpoints keep their keys and load uncompiled. The
+                first steps pay the compilation: 30-160 s on a CPU.
             num_sample_images: how many test images the sample-prediction grid shows.
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
@@ -108,6 +135,18 @@ class ClassificationTask(BaseTask):
         hp = self.hparams
         return self.schedule.param_groups(self.model, hp.lr, hp.weight_decay, no_decay_norm_and_bias=hp.no_decay_norm_and_bias)
 
+    def on_fit_start(self) -> None:
+        """Backbones whose first layer is set from data (airbench's whitening) get the first
+        training images, normalised as batches are, unless a checkpoint already set it."""
+        super().on_fit_start()
+        dm = self.datamodule
+        if not getattr(self.model, "needs_data_init", False) or dm is None or getattr(dm, "train_set", None) is None:
+            return
+        n = min(len(dm.train_set), DATA_INIT_IMAGES)
+        batch = dm.transform_batch(dm.train_set[list(range(n))], train=False)
+        self.model.init_from_images(batch["image"].to(self.device))
+        rank_zero_info(f"{self.hparams.backbone}: first layer set from {n} training images (patch whitening)")
+
     def on_train_epoch_start(self) -> None:
         """Freeze/unfreeze for this epoch: derived from the epoch alone, so a resumed run matches."""
         if self.staged:
@@ -120,6 +159,16 @@ class ClassificationTask(BaseTask):
         dm = self.datamodule
         if dm is not None:
             self.align_datamodule(dm)
+        self.compile_network()
+
+    def compile_network(self) -> None:
+        """``torch.compile`` the network in place, once, when ``compile_mode`` asks for it."""
+        mode = self.hparams.compile_mode
+        if mode == "off" or getattr(self, "_compiled", False):
+            return
+        self.model.compile(mode=mode)
+        self._compiled = True
+        rank_zero_info(f"{self.hparams.backbone}: torch.compile mode={mode} (the first steps compile)")
 
     def align_datamodule(self, dm: Any, weights: object = None, *, warn_mismatch: bool = True) -> None:
         """One warning line when the data's size or normalisation is not the pretrained weights'
@@ -180,6 +229,16 @@ class ClassificationTask(BaseTask):
             metrics.add_metrics({"confusion_matrix": MulticlassConfusionMatrix(n)})
         return metrics
 
+    def run_callbacks(self, checkpoint_dir: Any) -> list[Callback]:
+        """The base run's callbacks, and the weight average when ``ema_decay`` is set: a run
+        callback, so that a resumed ``fit`` finds its state in the checkpoint."""
+        callbacks = super().run_callbacks(checkpoint_dir)
+        if self.hparams.ema_decay:
+            from visionsuite.callbacks.ema import WeightEMA
+
+            callbacks.append(WeightEMA(self.hparams.ema_decay, warmup=self.hparams.ema_warmup))
+        return callbacks
+
     def default_callbacks(self) -> list[Callback]:
         # only what the running stage uses: every callback costs a few µs per hook per step
         extras: list[Callback] = []
@@ -194,9 +253,13 @@ class ClassificationTask(BaseTask):
         out = self.model(x)
         return out[0] if isinstance(out, tuple) else out
 
+    def evaluation_logits(self, x: Tensor) -> Tensor:
+        """The logits ``test`` and ``predict`` score: under ``test_time_augmentation``."""
+        return tta_logits(self, x, self.hparams.test_time_augmentation)
+
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
         x, y = batch["image"], batch["label"]
-        out = self.model(x)
+        out = self.evaluation_logits(x) if stage == "test" else self.model(x)
         if isinstance(out, tuple):  # main logits + auxiliary classifiers (GoogLeNet, training only)
             logits, aux = out[0], out[1:]
             loss = self.criterion(logits, y) + self.hparams.aux_loss_weight * sum(self.criterion(a, y) for a in aux)
@@ -224,7 +287,7 @@ class ClassificationTask(BaseTask):
         return pictures
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        probs = torch.softmax(self(batch["image"]), dim=1)
+        probs = torch.softmax(self.evaluation_logits(batch["image"]), dim=1)
         prob, pred = probs.max(dim=1)
         return {"paths": list(batch["path"]), "pred": pred.cpu(), "prob": prob.cpu()}
 

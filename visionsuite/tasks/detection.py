@@ -1,4 +1,4 @@
-"""Object detection: a torchvision head (RetinaNet, FCOS, SSD, SSDlite, Faster R-CNN) on any
+"""Object detection: a torchvision head (RetinaNet, FCOS, SSD, SSDlite, Faster R-CNN) or the YOLO-style head on any
 backbone of the library under an FPN, the heads' own losses, COCO-style mAP.
 
 The data module resizes and normalises, so the detector's own transform is a pass-through
@@ -46,7 +46,7 @@ class DetectionTask(BaseTask):
     evaluation_options = BaseTask.evaluation_options | {
         "score_thresh", "nms_thresh", "detections_per_img", "num_sample_images", "test_time_flip",
     }  # fmt: skip
-    training_options = BaseTask.training_options | {"weights", "regression_bias"}
+    training_options = BaseTask.training_options | {"weights", "regression_bias", "detector_weights"}
 
     def __init__(
         self,
@@ -69,11 +69,14 @@ class DetectionTask(BaseTask):
         head_options: dict[str, Any] | None = None,
         num_sample_images: int = 4,
         test_time_flip: bool = False,
+        detector: str | None = None,
+        detector_weights: str | None = None,
         **kwargs: Any,
     ) -> None:
         """
         Args:
-            head: retinanet, fcos, ssd, ssdlite or fasterrcnn.
+            head: retinanet, fcos, ssd, ssdlite, fasterrcnn or yolo (the YOLO-style head:
+                :mod:`visionsuite.models.detection.yolo`).
             backbone: a name from ``visionsuite.backbones.list_backbones()`` (or ``tv/…``/``timm/…``).
             num_classes: object classes in the data (never counting a background class: the
                 heads that need one add it themselves); must equal the data module's.
@@ -101,6 +104,23 @@ class DetectionTask(BaseTask):
             test_time_flip: at test and predict, detect on each image and on its mirror image and
                 fuse the two sets box by box (:mod:`visionsuite.models.detection.flip`): two forward
                 passes per image. Validation, which selects the checkpoint, keeps one pass.
+            detector: a whole torchvision detector instead of ``head`` on ``backbone`` + FPN:
+                fasterrcnn_resnet50_fpn, fasterrcnn_resnet50_fpn_v2, fasterrcnn_mobilenet_v3_large_fpn,
+                retinanet_resnet50_fpn_v2, fcos_resnet50_fpn or ssdlite320_mobilenet_v3_large
+                (:mod:`visionsuite.models.detection.pretrained`). It brings its own backbone, FPN and
+                anchors: ``head``, ``backbone``, ``backbone_options``, ``weights``, ``out_strides``,
+                ``fpn_channels``, ``extra_blocks``, ``anchor_scale``, ``head_convs`` and
+                ``regression_bias`` must keep their defaults; ``head_options`` go to its torchvision
+                constructor; ``in_chans`` must be 3.
+            detector_weights: the whole detector's starting weights (``detector`` required):
+                ``DEFAULT``, a torchvision weights name (``COCO_V1`` or in full
+                ``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``: read from the torch hub cache,
+                downloaded there when absent) or a ``.pth`` file of the same architecture. Every
+                layer is loaded but the class-indexed ones, whose rows are taken over for the data
+                classes with a COCO name when the trainer sets the task up (the rest start fresh;
+                one line reports which). The data must be normalised as the weights were trained
+                (ImageNet's mean/std; SSDlite's 0.5/0.5), else setup stops with the values to set.
+                ``None``: ``detector`` starts from random weights.
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
         super().__init__(**kwargs)
@@ -112,6 +132,13 @@ class DetectionTask(BaseTask):
 
     def configure_models(self) -> None:
         hp = self.hparams
+        #: whole-detector weights: the file's class rows, waiting for the data's class names (:meth:`setup`),
+        #: and the input normalisation they were trained with.
+        self.coco_rows: Any = None
+        self.weights_normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        if hp.detector is not None or hp.detector_weights is not None:
+            self._configure_whole_detector()
+            return
         if hp.head == "fcos" and hp.fpn_channels % 32:  # torchvision's FCOS head: GroupNorm(32, channels)
             raise ConfigError(
                 f"DetectionTask: fpn_channels must be a multiple of 32 for the fcos head (its GroupNorm has"
@@ -119,7 +146,9 @@ class DetectionTask(BaseTask):
             )
         body = backbone_with_fpn(
             hp.backbone, out_strides=tuple(hp.out_strides), out_channels=hp.fpn_channels,
-            extra_blocks=hp.extra_blocks, in_chans=hp.in_chans, weights=hp.weights, **(hp.backbone_options or {}),
+            # yolo adds its own bottom-up PAN over the out_strides levels: the FPN's extra levels are not used
+            extra_blocks="none" if hp.head == "yolo" else hp.extra_blocks,
+            in_chans=hp.in_chans, weights=hp.weights, **(hp.backbone_options or {}),
         )  # fmt: skip
         self.detector = build_detector(
             hp.head, body, hp.num_classes, image_size=self.image_hw, in_chans=hp.in_chans,
@@ -130,16 +159,66 @@ class DetectionTask(BaseTask):
         #: classes the head's classifier is built with (the background included where it has one).
         self.head_classes = head_num_classes(hp.head, hp.num_classes)
 
+    def _configure_whole_detector(self) -> None:
+        """``detector``: torchvision's whole detector (:mod:`visionsuite.models.detection.pretrained`),
+        with ``detector_weights`` loaded into all but its class rows, which :meth:`setup` takes by name."""
+        import inspect
+
+        from visionsuite.models.detection.pretrained import (
+            DETECTORS,
+            WEIGHTS_IN_CHECKPOINT,
+            arch_of,
+            build_coco_detector,
+            load_detector_weights,
+        )
+
+        hp = self.hparams
+        if hp.detector is None:
+            raise ConfigError(f"model.detector_weights needs model.detector: one of {', '.join(DETECTORS)}")
+        arch_of(hp.detector)
+        defaults = inspect.signature(DetectionTask.__init__).parameters
+        plain = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # YAML lists vs tuple defaults
+        own = ("head", "backbone", "backbone_options", "weights", "out_strides", "fpn_channels", "extra_blocks",
+               "anchor_scale", "head_convs", "regression_bias")  # fmt: skip
+        given = [f"{k}={hp[k]!r}" for k in own if plain(hp[k]) != plain(defaults[k].default)]
+        if given:
+            raise ConfigError(f"detector={hp.detector} brings its own backbone, FPN and anchors: drop {', '.join(given)}")
+        if hp.in_chans != 3:
+            raise ConfigError(f"detector={hp.detector} takes RGB images: set model.init_args.in_chans: 3 (got {hp.in_chans})")
+        self.detector, expects = build_coco_detector(
+            hp.detector, hp.num_classes, pretrained=hp.detector_weights is not None, score_thresh=hp.score_thresh,
+            nms_thresh=hp.nms_thresh, detections_per_img=hp.detections_per_img, **(hp.head_options or {}),
+        )  # fmt: skip
+        self.head_classes = self.detector.num_classes + self.detector.label_offset
+        if hp.detector_weights not in (None, WEIGHTS_IN_CHECKPOINT):
+            self.coco_rows = load_detector_weights(self.detector, hp.detector, str(hp.detector_weights))
+            self.weights_normalisation = expects
+
     def configure_metrics(self) -> MetricCollection:
         return MetricCollection({"map": detection_metrics(max_detections=self.hparams.detections_per_img)})
 
     def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
         # a detector in training mode returns losses only: no training metrics
-        return None if stage == "train" else super().stage_metrics(stage, template)
+        if stage == "train":
+            return None
+        metrics = super().stage_metrics(stage, template)
+        if stage == "test" and metrics is not None and template is not None:  # the data of figures("test")
+            from visionsuite.models.detection.confusion import (
+                DetectionConfusionMatrix,
+                PrecisionTableMAP,
+            )
+
+            hp = self.hparams
+            tables = {
+                "map": PrecisionTableMAP.like(template["map"]),  # the same mAP, plus its precision-recall table
+                "confusion_matrix": DetectionConfusionMatrix(hp.num_classes, score_thresh=hp.score_thresh),
+            }
+            metrics = MetricCollection({**dict(metrics.items(keep_base=True)), **tables}, prefix="test/")
+        return metrics
 
     def expected_data_classes(self) -> int:
         """Object classes the head predicts: its classifier's classes less the background slot."""
-        return self.head_classes - LABEL_OFFSET[self.hparams.head]
+        return self.head_classes - LABEL_OFFSET[self.detector.name]
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -153,6 +232,25 @@ class DetectionTask(BaseTask):
         if getattr(datamodule, "train_window", None) is not None:
             # the detectors' own transform resizes to image_size, and SSD's anchors scale with the batch
             raise ConfigError("data.train_window is not supported for detection: train on whole image_size images")
+        if self.coco_rows is not None and datamodule is not None:  # whole-detector weights (configure_models)
+            self._adopt_coco_rows(datamodule)
+
+    def _adopt_coco_rows(self, datamodule: Any) -> None:
+        """Refuse data not normalised as the weights expect; then, once (before any checkpoint is
+        restored, which then wins), the file's class rows for the data classes with a COCO name."""
+        from lightning.pytorch.utilities import rank_zero_info
+
+        from visionsuite.models.detection.pretrained import normalisation_mismatch
+
+        if hasattr(datamodule, "mean") and self.weights_normalisation is not None:
+            normalize = getattr(datamodule, "normalize", True)
+            problem = normalisation_mismatch(self.hparams.detector, self.weights_normalisation, normalize,
+                                             tuple(datamodule.mean), tuple(datamodule.std))  # fmt: skip
+            if problem:
+                raise ConfigError(f"detector_weights {self.coco_rows.source}: {problem}")
+        note = self.coco_rows.take(self.detector, self.class_names())
+        if note:
+            rank_zero_info(note)
 
     def default_callbacks(self) -> list[Callback]:
         extras: list[Callback] = []
@@ -191,6 +289,12 @@ class DetectionTask(BaseTask):
     def _end_epoch(self, stage: str, metrics: MetricCollection | None) -> None:
         super()._end_epoch(stage, metrics)
         results = self.stage_results.get(stage, {})
+        if stage == "test" and "test/precision" in results:  # keep the IoU-.5 curves of the T x R x K x A x M table
+            from visionsuite.models.detection.confusion import precision_at_50
+
+            results["test/precision_50"] = precision_at_50(results.pop("test/precision"))
+            results.pop("test/recall", None)
+            results.pop("test/scores", None)
         if f"{stage}/map" not in results:
             return
         raw = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith(f"{stage}/")}
@@ -222,14 +326,19 @@ class DetectionTask(BaseTask):
 
     def figures(self, stage: str) -> dict[str, Any]:
         """The first images of ``stage``'s first batch: predictions (left) beside the truth (right),
-        enlarged so labels are readable; W&B also gets the interactive box overlays."""
-        if stage not in self.first_batches:
-            return {}
-        batch, out = self.first_batches[stage]
+        enlarged so labels are readable; W&B also gets the interactive box overlays. After test also
+        the precision-recall curves at IoU 0.5 and the detection confusion matrix."""
         names = self.class_names()
+        pictures: dict[str, Any] = {}
+        if stage == "test":
+            from visionsuite.outputs.detection_figures import test_summary_figures
+
+            pictures.update(test_summary_figures(self.stage_results.get("test", {}), names, self.hparams.score_thresh))
+        if stage not in self.first_batches:
+            return pictures
+        batch, out = self.first_batches[stage]
         k = min(self.hparams.num_sample_images, len(batch[IMAGE]))
         images = self.display_images(batch[IMAGE][:k].detach().cpu())
-        pictures: dict[str, Any] = {}
         for i in range(k):
             pred = {key: v.detach().cpu() for key, v in out.preds[i].items()}
             truth = {key: v.detach().cpu() for key, v in out.target[i].items()}

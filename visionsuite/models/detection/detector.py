@@ -142,6 +142,20 @@ def _fasterrcnn(h: HeadInputs) -> nn.Module:
     )  # fmt: skip
 
 
+@_register_head("yolo", label_offset=0)
+def _yolo(h: HeadInputs) -> nn.Module:
+    """YOLOv8-style: PAN over the FPN levels, decoupled anchor-free head, TAL, CIoU + DFL
+    (:mod:`visionsuite.models.detection.yolo`); ``head_options`` are :class:`YOLODetector`'s."""
+    from visionsuite.backbones.layers import build_with_options
+    from visionsuite.models.detection.yolo import YOLODetector
+
+    return build_with_options(
+        YOLODetector, h.head_kwargs, backbone=h.backbone, num_classes=h.classes, strides=h.strides,
+        channels=h.channels, image_size=h.image_size, score_thresh=h.score_thresh, nms_thresh=h.nms_thresh,
+        detections_per_img=h.detections_per_img,
+    )  # fmt: skip
+
+
 #: head name → index of the first object class in the head (1 where 0 is background).
 LABEL_OFFSET = {name: HEAD_REGISTRY[name].label_offset for name in HEAD_REGISTRY}
 HEADS = tuple(HEAD_REGISTRY.names())

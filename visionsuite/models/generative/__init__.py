@@ -19,7 +19,7 @@ from visionsuite.models.generative.elbo import (
     negative_elbo,
     vae_loss,
 )
-from visionsuite.models.generative.ema import make_ema, warmup_decay
+from visionsuite.models.ema import make_ema, warmup_decay
 from visionsuite.models.generative.features import (
     ClassifierFeatures,
     InceptionFeatures,
