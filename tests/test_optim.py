@@ -43,6 +43,16 @@ def test_no_decay_groups_exempt_biases_and_norms() -> None:
     assert all(p.ndim > 1 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
 
 
+def _rates(opt: torch.optim.Optimizer, scheduler: object, steps: int) -> list[float]:
+    """The learning rate at each of ``steps`` optimiser steps, the schedule stepped after each."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()  # type: ignore[attr-defined]
+    return lrs
+
+
 def test_unknown_names_list_the_choices() -> None:
     with pytest.raises(ValueError, match="sgd, adam, adamw, rmsprop, adagrad"):
         build_optimizer("lamb", _model().parameters(), lr=1.0)
@@ -54,11 +64,7 @@ def test_unknown_names_list_the_choices() -> None:
 def test_multistep_decays_lr_from_0_1_to_0_01_at_the_milestone() -> None:
     opt = build_optimizer("sgd", _model().parameters(), lr=0.1)
     cfg = build_scheduler("multistep", opt, max_epochs=4, total_steps=40, milestones=[2], gamma=0.1)
-    lrs = []
-    for _ in range(4):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        cfg["scheduler"].step()
+    lrs = _rates(opt, cfg["scheduler"], 4)
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01])
     assert cfg["interval"] == "epoch"
 
@@ -67,11 +73,7 @@ def test_onecycle_steps_per_batch_and_peaks_at_lr() -> None:
     opt = build_optimizer("sgd", _model().parameters(), lr=0.5)
     cfg = build_scheduler("onecycle", opt, max_epochs=1, total_steps=10, warmup_pct=0.3)
     assert cfg["interval"] == "step"
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        cfg["scheduler"].step()
+    lrs = _rates(opt, cfg["scheduler"], 10)
     assert max(lrs) == pytest.approx(0.5) and lrs[0] < 0.05 and lrs[-1] < 0.01
 
 
@@ -80,11 +82,7 @@ def test_triangular_rises_linearly_to_lr_then_falls_linearly_to_zero() -> None:
     opt = build_optimizer("sgd", _model().parameters(), lr=0.4, nesterov=True)
     cfg = build_scheduler("triangular", opt, max_epochs=1, total_steps=10, warmup_pct=0.2)
     assert cfg["interval"] == "step"
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        cfg["scheduler"].step()
+    lrs = _rates(opt, cfg["scheduler"], 10)
     expected = [0.2, 0.4] + [0.4 * (10 - k) / 8 for k in range(2, 10)]
     assert lrs == pytest.approx(expected)
     assert opt.param_groups[0]["nesterov"] is True

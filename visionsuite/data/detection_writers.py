@@ -209,6 +209,15 @@ def read_category_ids(names_file: str | Path, num_classes: int) -> list[int] | N
 
 
 # ----------------------------------------------------------------------------------- writers
+def _start_plan(found: DetectionSet, dst: str | Path, image_root: str | Path | None, images: str) -> tuple[_Plan, list[str], Path]:
+    """What every writer starts with: the checked image mode, an empty plan for ``dst``, each
+    image's path relative to the image folder, and the images placed (``link``/``copy``)."""
+    _check_mode(images)
+    plan = _Plan(Path(dst), images)
+    root, rels = _relative_paths(found, image_root)
+    return plan, rels, _place_images(plan, found, root, rels)
+
+
 def write_coco(
     found: DetectionSet, dst: str | Path, image_root: str | Path | None = None, images: str = "none", overwrite: bool = False
 ) -> Written:
@@ -217,10 +226,7 @@ def write_coco(
     Image ids are the records' (COCO sources keep theirs; YOLO and VOC ones are positions),
     annotation ids are 1..N. ``iscrowd`` is 0: crowd boxes are not carried by the readers' default.
     """
-    _check_mode(images)
-    plan = _Plan(Path(dst), images)
-    root, rels = _relative_paths(found, image_root)
-    image_dir = _place_images(plan, found, root, rels)
+    plan, rels, image_dir = _start_plan(found, dst, image_root, images)
     entries, annotations = [], []
     for record, rel in zip(found.records, rels):
         h, w = record.size
@@ -247,10 +253,7 @@ def write_yolo(
     by), so an image whose header disagrees with the size the annotations give is refused: its
     boxes would come back scaled wrong.
     """
-    _check_mode(images)
-    plan = _Plan(Path(dst), images)
-    root, rels = _relative_paths(found, image_root)
-    image_dir = _place_images(plan, found, root, rels)
+    plan, rels, image_dir = _start_plan(found, dst, image_root, images)
     labels = plan.dst / YOLO_LABELS
     for record, rel in zip(found.records, rels):
         h, w = record.size
@@ -281,10 +284,7 @@ def write_voc(
     to its ``image_dir``); ``<depth>`` comes from the image header. Boxes flagged in ``iscrowd``
     (VOC ``difficult`` when read from VOC) are written ``difficult 1``.
     """
-    _check_mode(images)
-    plan = _Plan(Path(dst), images)
-    root, rels = _relative_paths(found, image_root)
-    image_dir = _place_images(plan, found, root, rels)
+    plan, rels, image_dir = _start_plan(found, dst, image_root, images)
     folder = plan.dst / VOC_ANNOTATIONS
     for record, rel in zip(found.records, rels):
         h, w = record.size
