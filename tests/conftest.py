@@ -4,6 +4,7 @@ only the first test run pays for decoding (CIFAR-10: ~17 s on an idle 2-core mac
 from __future__ import annotations
 
 import os
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,46 @@ def _restore_determinism() -> Iterator[None]:
     enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     yield
     torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+#: the test folders (and files) whose every test runs seeded on one thread (:func:`_seed_and_one_thread`).
+SEEDED = ("backbones", "generative", "segmentation", "test_shipped_configs.py")
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_one_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In :data:`SEEDED`: ``torch.manual_seed(0)`` (deterministic weights) and one intra-op
+    thread, since on a shared small CPU OpenMP spin-waits cost more than they save at these tiny
+    sizes. The other tests keep torch's global state as they find it."""
+    here, path = Path(__file__).parent, Path(request.node.path)
+    if not path.is_relative_to(here) or path.relative_to(here).parts[0] not in SEEDED:
+        yield
+        return
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+#: CamVid test-split frames from three different drives (sky, road, cars, pedestrians, poles all present).
+CAMVID_FRAMES = ("0001TP_008550", "0001TP_010320", "Seq05VD_f01710")
+
+
+@pytest.fixture(scope="session")
+def camvid_files(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Path]]:
+    """(image.jpg, mask.png) of :data:`CAMVID_FRAMES`, extracted from the mirror's tar (safe 'data' filter)."""
+    out = tmp_path_factory.mktemp("camvid")
+    wanted = {f"CamVid/{d}/{f}.{ext}" for f in CAMVID_FRAMES for d, ext in (("test", "jpg"), ("testannot", "png"))}
+    with tarfile.open(mirror / "camvid" / "camvid.tar.gz") as tar:
+        members = [m for m in tar if m.name in wanted]
+        tar.extractall(out, members=members, filter="data")
+    return [(out / f"CamVid/test/{f}.jpg", out / f"CamVid/testannot/{f}.png") for f in CAMVID_FRAMES]
+
+
+@pytest.fixture(scope="session")
+def tiny_camvid_root(camvid_files: list[tuple[Path, Path]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir holding a CamVid tree of the three frames as train, val and test (:mod:`tiny_camvid`)."""
+    from tiny_camvid import make_tiny_camvid
+
+    return make_tiny_camvid(tmp_path_factory.mktemp("tiny_camvid"), camvid_files)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from task_tester import TaskTester
 
 from visionsuite.cli.app import main
 
@@ -25,12 +26,19 @@ def _only_run(root: Path, suffix: str) -> Path:
     return run
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
-    """One real fit (+ test of the best checkpoint) shared by the tests below."""
-    root = tmp_path_factory.mktemp("fit")
-    assert main(["fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), *_dirs(root)]) == 0
-    return (root / "latest").resolve()
+class TestClassificationContract(TaskTester):
+    config = TINY
+    metric = "test/acc"
+    images = ("test_samples.png", "test_confusion_matrix.png")
+    predictions = ("predictions.csv",)
+    predict_overrides = ("--data.init_args.test_subset", "32")
+    mismatch = ("backbone", "lenet1")
+
+
+@pytest.fixture
+def trained_run(request: pytest.FixtureRequest) -> Path:
+    """One real fit (+ test of the best checkpoint), the contract's, shared by the tests below."""
+    return TestClassificationContract.fit_once(request)["run"]
 
 
 def test_fit_learns_and_tests_the_best_checkpoint(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,25 +174,11 @@ def test_seed_and_deterministic_make_runs_repeat_exactly(data_root: Path, tmp_pa
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-EXPERIMENTS = sorted(
-    str(p) for family in ("classification", "generative", "transfer") for p in (Path(__file__).parents[1] / "configs" / family).glob("*.yaml")
-)
-
-
-@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: Path(p).stem)
-def test_every_experiment_config_trains_one_batch(config: str, data_root: Path, tmp_path: Path) -> None:
-    """Each shipped config parses and runs a train/val/test batch on real data (fast_dev_run)."""
-    args = [
-        "fit", "--config", config, "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path),
-        "--trainer.fast_dev_run", "true", "--data.init_args.batch_size", "16", "--test_after_fit", "false",
-    ]
-    assert main(args) == 0
-
-
 def test_wandb_logger_config_composes_with_an_experiment(capsys: pytest.CaptureFixture[str]) -> None:
     wandb_cfg = str(Path(__file__).parents[1] / "configs" / "logger" / "wandb.yaml")
     with pytest.raises(SystemExit):
-        main(["fit", "--config", EXPERIMENTS[0], "--config", wandb_cfg, "--print_config"])
+        main(["fit", "--config", str(Path(__file__).parents[1] / "configs" / "classification" / "lenet5_cifar10.yaml"),
+              "--config", wandb_cfg, "--print_config"])
     assert "WandbLogger" in capsys.readouterr().out
 
 

@@ -230,6 +230,28 @@ def test_coco_file_that_is_not_coco_json_is_one_line(tmp_path: Path, text: str, 
 
 
 # ------------------------------------------------------------------------------- VOC XML
+def test_coco_size_that_is_not_the_decoded_image_is_refused(tmp_path: Path) -> None:
+    """Boxes are in the frame of the image as decoded (EXIF orientation applied): a stated size
+    that is the raw, unrotated one (an orientation-6 photo) or another size is named, not trained."""
+    path = _coco(tmp_path)
+    _save_with_orientation(Image.new("RGB", (20, 10)), tmp_path / "a.png", 6)  # stored 20x10, shown 10x20
+    with pytest.raises(InvalidDatasetError) as err:
+        read_coco(path, tmp_path)
+    assert "EXIF orientation" in _one_line(err, path, "image id 1", "a.png", "says 20x10", "decodes to 10x20")
+    Image.new("RGB", (40, 20)).save(tmp_path / "a.png")
+    with pytest.raises(InvalidDatasetError) as err:
+        read_coco(path, tmp_path)
+    assert "boxes would be off" in _one_line(err, path, "a.png", "is 40x20")
+
+
+def test_voc_size_of_an_exif_rotated_photo_is_refused(tmp_path: Path) -> None:
+    path = _voc(tmp_path, f"<filename>a.png</filename>{SIZE}{GOOD}")
+    _save_with_orientation(Image.new("RGB", (20, 10)), tmp_path / "a.png", 8)
+    with pytest.raises(InvalidDatasetError) as err:
+        read_voc([path], tmp_path, classes=["cat"])
+    assert "EXIF orientation" in _one_line(err, path, "<size> says 20x10")
+
+
 def _voc(tmp_path: Path, body: str, name: str = "a.xml") -> Path:
     Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
     path = tmp_path / name

@@ -1,10 +1,12 @@
 """Optimiser and schedule factories: each name builds what it says, with the course's numbers."""
 
+from typing import get_args
+
 import pytest
 import torch
 from torch import nn
 
-from visionsuite.tasks.optim import build_optimizer, build_scheduler, param_groups
+from visionsuite.tasks.optim import SCHEDULERS, SchedulerName, build_optimizer, build_scheduler, param_groups
 
 
 def _model() -> nn.Module:
@@ -59,6 +61,12 @@ def test_unknown_names_list_the_choices() -> None:
     opt = build_optimizer("sgd", _model().parameters(), lr=1.0)
     with pytest.raises(ValueError, match="multistep, cosine, cosine_time, onecycle, triangular, plateau"):
         build_scheduler("poly", opt, max_epochs=1, total_steps=1)
+
+
+def test_the_parser_s_scheduler_names_are_the_registry_s() -> None:
+    """``SchedulerName`` (what the CLI parser accepts and ``--help`` shows) lists exactly the
+    schedules :data:`SCHEDULERS` builds, in its order."""
+    assert list(get_args(SchedulerName)) == SCHEDULERS.names()
 
 
 def test_multistep_decays_lr_from_0_1_to_0_01_at_the_milestone() -> None:

@@ -171,7 +171,7 @@ ROWS: dict[type, dict[str, tuple[Any, ...]]] = {
     ClassificationTask: {
         "backbone": ("linear", weights), "num_classes": (7, weights), "in_chans": (3, weights),
         "backbone_options": ({"activation": "relu"}, loss), "freeze_backbone": (True, trainable),
-        "finetune": ("linear_probe", trainable), "backbone_lr_mult": (0.1, optim),
+        "finetune": ("linear_probe", trainable), "backbone_lr_mult": (0.1, optim), "frozen_stages": (1, trainable),
         "label_smoothing": (0.2, loss), "ema_decay": (0.9, callbacks),
         "aux_loss_weight": (0.9, loss, {"backbone": "googlenet", "backbone_options": {"aux_logits": True}}),
     },
@@ -180,7 +180,7 @@ ROWS: dict[type, dict[str, tuple[Any, ...]]] = {
         "model_options": ({"depth": 3, "base_width": 4}, weights), "loss": ("dice", loss),
         "class_weights": ([1.0, 2.0, 3.0, 4.0], loss), "ignore_index": (0, loss),
         "encoder_lr_mult": (0.1, optim), "loss_options": ({"label_smoothing": 0.3}, loss),
-        "frozen_encoder_stages": (1, trainable),
+        "frozen_encoder_stages": (1, trainable), "frozen_stages": (1, trainable), "backbone_lr_mult": (0.1, optim),
     },
     DetectionTask: {
         "head": ("retinanet", weights), "backbone": ("resnet34", weights), "num_classes": (4, weights),
@@ -189,6 +189,7 @@ ROWS: dict[type, dict[str, tuple[Any, ...]]] = {
         "regression_bias": (1.0, init), "score_thresh": (0.5, output), "nms_thresh": (0.1, output, {"regression_bias": 1.0}),
         "detections_per_img": (1, output), "image_size": (64, output), "anchor_scale": (2.0, loss, {"head": "retinanet"}),
         "test_time_flip": (True, output), "head_options": ({"topk_candidates": 2}, output),
+        "frozen_stages": (1, trainable), "backbone_lr_mult": (0.1, optim),
         "detector": ("ssdlite320_mobilenet_v3_large", weights, {"in_chans": 3, "backbone_options": None, "fpn_channels": 128}),
     },
     AutoencoderTask: {
@@ -217,9 +218,13 @@ ELSEWHERE: dict[str, str] = {
     "weights": "test_weights.py::test_",
     "detector_weights": "detection/test_detector_weights.py::test_class_rows_move_to_the_data_classes_by_name",
     "top_stages": "transfer/test_finetuning.py::test_",
+    # the generative tasks have no pretrained trunk: they refuse the shared fine-tuning options
+    "frozen_stages": "test_stages.py::test_a_task_without_a_trunk_refuses_the_fine_tuning_options",
+    "backbone_lr_mult": "test_stages.py::test_a_task_without_a_trunk_refuses_the_fine_tuning_options",
     "unfreeze_at": "transfer/test_finetuning.py::test_",
     "stage_lr_decay": "transfer/test_finetuning.py::test_",
     "adopt_weights_preprocessing": "transfer/test_finetuning.py::test_",
+    "keep_data_preprocessing": "test_weights_preprocessing.py::test_adopting_or_keeping_the_data_preprocessing",
     "num_sample_images": "test_figures.py::test_figures_hook_writes_pngs_for_val_and_test",
     "palette": "segmentation/test_seg_task.py::test_predict_writes_palette_masks_at_the_original_size",
     "num_overlay_images": "segmentation/test_seg_task.py::test_overlays_written_after_validation_and_test",

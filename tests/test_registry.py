@@ -97,6 +97,7 @@ def test_every_factory_lists_its_names_and_suggests_the_nearest(capsys: pytest.C
         "heads": ["retinanet", "fcos", "ssd", "ssdlite", "fasterrcnn", "yolo"],
         "losses": ["cross_entropy", "dice", "focal", "ce+dice"],
         "optimizers": ["sgd", "adam", "adamw", "rmsprop", "adagrad"],
+        "schedulers": ["none", "multistep", "cosine", "cosine_time", "onecycle", "triangular", "plateau"],
     }
     for kind, names in expected.items():
         assert main(["list", kind]) == 0
@@ -110,3 +111,39 @@ def test_every_factory_lists_its_names_and_suggests_the_nearest(capsys: pytest.C
     with pytest.raises(SystemExit) as info:
         main(["list", "hedas"])
     assert info.value.code == 2
+
+
+def test_generative_choices_are_listed_and_suggest_the_nearest(capsys: pytest.CaptureFixture[str]) -> None:
+    """`visionsuite list generative`: one line per by-name option of the AE/VAE/GAN tasks; a
+    misspelt name, in a model or in a task's constructor, is one ConfigError line naming the nearest."""
+    from visionsuite.cli.app import main
+    from visionsuite.errors import ConfigError
+    from visionsuite.models.generative import ConvAutoencoder, ConvVAE, corrupt, discriminator_loss
+    from visionsuite.tasks import AutoencoderTask, GANTask, VAETask
+    from visionsuite.tasks.optim import build_scheduler
+
+    assert main(["list", "generative"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "loss (GAN): nonsaturating hinge wasserstein",
+        "noise (autoencoder): none gaussian salt_pepper masking",
+        "arch (VAE): conv mlp",
+        "likelihood (VAE): bernoulli gaussian",
+        "upsample (autoencoder, VAE): nearest transposed",
+    ]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scores = torch.zeros(2)
+    misspelt = [
+        (lambda: build_scheduler("cosin", opt, max_epochs=1, total_steps=1), "scheduler 'cosin'", "cosine, cosine_time"),
+        (lambda: GANTask(loss="hinje"), "GAN loss 'hinje'", "hinge"),
+        (lambda: discriminator_loss("wasserstien", scores, scores), "GAN loss 'wasserstien'", "wasserstein"),
+        (lambda: AutoencoderTask(noise="gausian", noise_level=0.1), "noise 'gausian'", "gaussian"),
+        (lambda: corrupt(torch.zeros(1, 1, 2, 2), "maskin", 0.1), "noise 'maskin'", "masking"),
+        (lambda: VAETask(arch="mpl"), "VAE architecture 'mpl'", "mlp"),
+        (lambda: ConvVAE(1, 28, likelihood="bernouli"), "likelihood 'bernouli'", "bernoulli"),
+        (lambda: ConvAutoencoder(1, 28, upsample="nearst"), "upsample 'nearst'", "nearest"),
+    ]
+    for build, unknown, nearest in misspelt:
+        with pytest.raises(ConfigError) as info:
+            build()
+        message = str(info.value)
+        assert f"Unknown {unknown}. Did you mean {nearest}" in message and "\n" not in message, message

@@ -66,6 +66,13 @@ def test_cli_prints_the_table(capsys) -> None:
     assert "62,378,344" in out and "2 x params (weights + gradients)" in out
 
 
+def test_cli_names_the_fine_tuning_stages(capsys) -> None:
+    """What ``frozen_stages`` counts: ResNet's weightless ``maxpool`` is no stage."""
+    assert main(["resnet18_cifar", "--input", "3x32x32"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Fine-tuning stages (frozen_stages, unfreeze_at), input side first: stem, layer1, layer2, layer3, layer4")
+
+
 def test_cli_options_and_batch(capsys) -> None:
     assert main(["lenet5", "--input", "28x28", "--batch_size", "4", "--option", "num_classes=7"]) == 0
     out = capsys.readouterr().out

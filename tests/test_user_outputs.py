@@ -53,6 +53,30 @@ def test_mask_overlay_is_titled_and_names_only_the_classes_drawn(tmp_path: Path)
     assert [ax.get_title() for ax in no_truth.axes] == ["a.jpg", "prediction"]
 
 
+def test_wandb_gets_the_titled_figure_and_the_interactive_masks_beside_it(tmp_path: Path) -> None:
+    """W&B shows what the PNG shows (titles, legend), plus the images with masks it toggles per class."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from visionsuite.outputs.images import deliver
+
+    class Recording(WandbLogger):
+        def __init__(self) -> None:
+            super().__init__(offline=True)
+            self.sent: dict[str, tuple[list, dict]] = {}
+
+        def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
+            self.sent[key] = (images, kwargs)
+
+    preds = torch.zeros(1, 20, 30, dtype=torch.long)
+    overlay = MaskOverlay(torch.rand(1, 3, 20, 30), preds, preds.clone(), ["sky", "road"], [[128, 128, 128], [128, 64, 128]])
+    wandb = Recording()
+    deliver(type("T", (), {"loggers": [wandb], "global_step": 3})(), {"val/overlays": overlay}, "val", tmp_path)
+    figure, _ = wandb.sent["val/overlays"]
+    assert figure == [str(tmp_path / "val_overlays_step0000003.png")]
+    images, extra = wandb.sent["val/overlays_interactive"]
+    assert len(images) == 1 and set(extra["masks"][0]) == {"predictions", "ground_truth"}
+
+
 def test_explanations_and_reconstructions_are_labelled() -> None:
     probs = torch.tensor([[0.1, 0.9], [0.7, 0.3]])
     captions = predicted_captions(probs, ["shirt", "coat"])

@@ -206,5 +206,6 @@ def test_a_test_run_writes_and_logs_the_pr_curves_and_the_confusion_matrix(teste
     wandb = _RecordingWandb()
     trainer = type("T", (), {"loggers": [wandb], "global_step": 0})()
     deliver(trainer, task.figures("test"), "test", log_dir / "resent")  # the one delivery path of every picture
-    assert {"test/pr_curves", "test/confusion_matrix", "test/boxes_0"} <= set(wandb.sent)
+    assert {"test/pr_curves", "test/confusion_matrix", "test/boxes_0", "test/boxes_0_interactive"} <= set(wandb.sent)
     assert Path(wandb.sent["test/pr_curves"][0]).name == "test_pr_curves.png"
+    assert Path(wandb.sent["test/boxes_0"][0]).name == "test_boxes_0.png"  # the drawn figure, as the file shows

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from task_tester import TaskTester
 
 from visionsuite.cli.app import main
 from visionsuite.data.cache import load_split
@@ -32,14 +33,20 @@ def _dirs(root: Path) -> list[str]:
     return ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
 
 
-@pytest.fixture(scope="module")
-def fcos_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path, mirror: Path) -> Path:
+class TestDetectionContract(TaskTester):
     """One real FCOS fit (+ test of the best checkpoint) on a few hundred small scenes."""
-    root = tmp_path_factory.mktemp("fcos")
-    args = ["fit", "--config", FCOS, "--data.init_args.data_dir", str(data_root), *_dirs(root), *SMALL_SCENES,
-            "--trainer.max_epochs", "4"]  # fmt: skip
-    assert main(args) == 0
-    return (root / "latest").resolve()
+
+    config = FCOS
+    overrides = (*SMALL_SCENES, "--trainer.max_epochs", "4")
+    metric = "test/map"
+    images = ("val_boxes_0_step*.png", "test_boxes_0.png")
+    predictions = ("predictions_coco.json", "predictions/test/0.png")  # the test split named by index
+    mismatch = ("backbone", "resnet18")
+
+
+@pytest.fixture
+def fcos_run(request: pytest.FixtureRequest, mirror: Path) -> Path:
+    return TestDetectionContract.fit_once(request)["run"]
 
 
 def test_fcos_learns_the_scenes_and_writes_its_outputs(fcos_run: Path) -> None:
@@ -156,43 +163,3 @@ def test_train_window_is_refused_for_detection_in_one_line(
     assert main(args) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("data.train_window is not supported for detection: "
                                                                      "train on whole image_size images")
-
-
-SHIPPED = sorted(CONFIGS.glob("*.yaml"))
-
-
-def _cache_random_detector_weights(config: Path, hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A config with ``detector_weights`` (which cannot be downloaded here): a file of the real
-    architecture and shapes, random values, where the torch hub cache holds the real one."""
-    import torchvision
-    import yaml
-
-    from visionsuite.models.detection import pretrained
-
-    init = yaml.safe_load(config.read_text())["model"]["init_args"]
-    if not init.get("detector_weights"):
-        return
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    name = init["detector"]
-    path = pretrained.hub_cache_path(pretrained.weights_enum(name, init["detector_weights"]).url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
-    torch.save(model.state_dict(), path)
-
-
-@pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.stem)
-def test_every_detection_config_fits_and_tests_one_batch(config: Path, data_root: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    _cache_random_detector_weights(config, tmp_path / "hub", monkeypatch)
-    if "fmnist_scenes" in config.stem:
-        tiny = ["--data.init_args.num_train_scenes", "64", "--data.init_args.num_test_scenes", "16",
-                "--data.init_args.val_size", "16", "--data.init_args.canvas_size", "64", "--model.init_args.image_size", "64",
-                "--data.init_args.batch_size", "8"]  # fmt: skip
-    else:
-        tiny = ["--data.init_args.image_size", "128", "--model.init_args.image_size", "128", "--data.init_args.batch_size", "2"]
-    args = ["fit", "--config", str(config), "--data.init_args.data_dir", str(data_root), *_dirs(tmp_path), *tiny,
-            "--trainer.fast_dev_run", "true", "--test_after_fit", "true"]  # fmt: skip
-    assert main(args) == 0
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink() and (p / "metrics.json").exists()]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert "test/map" in metrics and "val/map_50" in metrics and "train/loss" in metrics

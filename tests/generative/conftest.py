@@ -1,12 +1,12 @@
 """Real Fashion-MNIST images for the generative tests, through the data module's own pipeline
-(uint8 → normalised) and back to [0, 1] pixels with :func:`denormalize`, as the tasks will do."""
+(uint8 → normalised) and back to [0, 1] pixels with :func:`denormalize`, as the tasks will do. Each
+test here runs seeded on one thread (``tests/conftest.py::_seed_and_one_thread``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
 from torch import Tensor
 
 from visionsuite.data import FashionMNISTDataModule
@@ -38,12 +38,3 @@ def fmnist_test(fmnist_dm: FashionMNISTDataModule) -> tuple[Tensor, Tensor]:
     """256 held-out (test split) images in [0, 1] and their labels."""
     return _pixels(fmnist_dm, "test", 256)
 
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seeded, and one intra-op thread: on a shared 2-core machine extra threads only spin."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 from PIL import Image
+from task_tester import TaskTester
 
 from visionsuite.backbones import create_backbone
 from visionsuite.cli.app import main
@@ -27,12 +28,15 @@ CONFIGS = Path(__file__).parents[2] / "configs" / "generative"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
+def _subsets(train: int, val: int, test: int, batch: int) -> tuple[str, ...]:
+    return (
+        "--data.init_args.train_subset", str(train), "--data.init_args.val_subset", str(val),
+        "--data.init_args.test_subset", str(test), "--data.init_args.batch_size", str(batch),
+    )  # fmt: skip
+
+
 def _data(root: Path, train: int, val: int, test: int, batch: int) -> list[str]:
-    return [
-        "--data.init_args.data_dir", str(root), "--data.init_args.train_subset", str(train),
-        "--data.init_args.val_subset", str(val), "--data.init_args.test_subset", str(test),
-        "--data.init_args.batch_size", str(batch),
-    ]  # fmt: skip
+    return ["--data.init_args.data_dir", str(root), *_subsets(train, val, test, batch)]
 
 
 def _restore(cls: type, ckpt: dict) -> torch.nn.Module:
@@ -46,17 +50,20 @@ def _run(root: Path) -> Path:
     return (root / "latest").resolve()
 
 
-def test_vae_test_neg_elbo_is_the_formula_on_the_saved_checkpoint(
-    data_root: Path, mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = [
-        "fit", "--config", str(CONFIGS / "fmnist_vae16.yaml"), *_data(data_root, 512, 128, 200, 64), *QUIET,
-        "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "2",
-        "--model.init_args.widths", "[8, 16]", "--model.init_args.kl_warmup_steps", "4",
-    ]  # fmt: skip
-    assert main(args) == 0
-    closing = capsys.readouterr().out.strip().splitlines()[-1]
-    run = _run(tmp_path)
+class TestVAEContract(TaskTester):
+    config = str(CONFIGS / "fmnist_vae16.yaml")
+    overrides = (*_subsets(512, 128, 200, 64), *QUIET, "--trainer.max_epochs", "2",
+                 "--model.init_args.widths", "[8, 16]", "--model.init_args.kl_warmup_steps", "4")  # fmt: skip
+    metric = "test/neg_elbo"
+    images = ("val_reconstructions_step*.png", "test_reconstructions.png", "test_samples.png")
+    predictions = None
+    mismatch = ("latent_dim", "8")
+
+
+def test_vae_test_neg_elbo_is_the_formula_on_the_saved_checkpoint(request: pytest.FixtureRequest, data_root: Path) -> None:
+    fitted = TestVAEContract.fit_once(request)
+    closing = fitted["stdout"].strip().splitlines()[-1]
+    run = fitted["run"]
     logged = json.loads((run / "metrics.json").read_text())["test/neg_elbo"]
     assert closing == f"Test neg_elbo (best-validation checkpoint): {logged:.2f} nats"
 
@@ -126,16 +133,29 @@ def test_gan_manual_steps_update_each_network_with_its_own_optimiser(
     assert all(_changed(one, before, "discriminator.")) and not any(_changed(one, before, "generator."))
 
 
-def test_gan_run_keeps_last_ckpt_only_and_draws_grids_from_the_saved_fixed_noise(
-    data_root: Path, mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # FID/KID in the feature space of a LeNet-5 checkpoint (untrained here: the wiring is under test)
-    lenet = tmp_path / "lenet5.pt"
-    torch.save(create_backbone("lenet5", num_classes=10, in_chans=1).state_dict(), lenet)
-    fid = ["--model.init_args.fid_classifier_ckpt", str(lenet)]
-    assert main(_gan_args(data_root, tmp_path / "runs", "--trainer.max_epochs", "2", *fid)) == 0
-    closing = capsys.readouterr().out.strip().splitlines()[-1]
-    run = _run(tmp_path / "runs")
+class TestGANContract(TaskTester):
+    config = str(CONFIGS / "fmnist_dcgan.yaml")
+    overrides = (*_subsets(128, 64, 64, 32), *QUIET, "--model.init_args.g_width", "8", "--model.init_args.d_width", "8",
+                 "--model.init_args.latent_dim", "16", "--model.init_args.num_fixed_samples", "16",
+                 "--trainer.max_epochs", "2")  # fmt: skip
+    metric = "test/fid_lenet5_fashion_mnist"
+    checkpoint = "last"  # a GAN keeps no best checkpoint; its test scores the final weights
+    images = ("val_samples_step*.png",)
+    predictions = None
+    mismatch = ("g_width", "16")
+
+    @classmethod
+    def fit_args(cls, request: pytest.FixtureRequest, root: Path) -> list[str]:
+        """FID/KID in the feature space of a LeNet-5 checkpoint (untrained here: the wiring is under test)."""
+        lenet = root / "lenet5.pt"
+        torch.save(create_backbone("lenet5", num_classes=10, in_chans=1).state_dict(), lenet)
+        return [*super().fit_args(request, root), "--model.init_args.fid_classifier_ckpt", str(lenet)]
+
+
+def test_gan_run_keeps_last_ckpt_only_and_draws_grids_from_the_saved_fixed_noise(request: pytest.FixtureRequest) -> None:
+    fitted = TestGANContract.fit_once(request)
+    closing = fitted["stdout"].strip().splitlines()[-1]
+    run = fitted["run"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert closing == f"Test fid_lenet5_fashion_mnist (final weights): {metrics['test/fid_lenet5_fashion_mnist']:.2f}"
     assert {"val/kid_lenet5_fashion_mnist", "test/kid_lenet5_fashion_mnist_std"} <= metrics.keys()
@@ -185,13 +205,17 @@ def test_nan_in_the_discriminator_loss_stops_naming_step_and_term(
     assert kept["global_step"] == 4 and all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
 
 
-def test_denoising_autoencoder_run_lowers_val_mse_and_reports_psnr(data_root: Path, mirror: Path, tmp_path: Path) -> None:
-    args = [
-        "fit", "--config", str(CONFIGS / "fmnist_dae.yaml"), *_data(data_root, 512, 128, 128, 64), *QUIET,
-        "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--model.init_args.widths", "[8, 16]",
-    ]  # fmt: skip
-    assert main(args) == 0
-    run = _run(tmp_path)
+class TestAutoencoderContract(TaskTester):
+    config = str(CONFIGS / "fmnist_dae.yaml")
+    overrides = (*_subsets(512, 128, 128, 64), *QUIET, "--trainer.max_epochs", "3", "--model.init_args.widths", "[8, 16]")
+    metric = "test/mse"
+    images = ("test_reconstructions.png", "test_interpolation.png")
+    predictions = None
+    mismatch = ("widths", "[16, 32]")
+
+
+def test_denoising_autoencoder_run_lowers_val_mse_and_reports_psnr(request: pytest.FixtureRequest) -> None:
+    run = TestAutoencoderContract.fit_once(request)["run"]
     rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get("val/mse")]
     val_mse = [float(r["val/mse"]) for r in rows]
     assert len(val_mse) == 3 and val_mse[-1] < val_mse[0]

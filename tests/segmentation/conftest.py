@@ -1,9 +1,8 @@
-"""Real CamVid frames from the mirror, shrunk for CPU tests; seeding and one thread per test."""
+"""Real CamVid frames from the mirror (``camvid_files``, ``tiny_camvid_root``: ``tests/conftest.py``), shrunk
+for CPU tests; each test here runs seeded on one thread (``tests/conftest.py::_seed_and_one_thread``)."""
 
 from __future__ import annotations
 
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,30 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-#: test-split frames from three different drives (sky, road, cars, pedestrians, poles all present).
-FRAMES = ("0001TP_008550", "0001TP_010320", "Seq05VD_f01710")
 NUM_CLASSES, VOID = 11, 11
 SIZE = (60, 80)  # 360x480 divided by 6: not a multiple of 32, like CamVid itself
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; tiny tensors gain nothing from more
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def camvid_files(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Path]]:
-    """(image.jpg, mask.png) of :data:`FRAMES`, extracted from the mirror's tar (safe 'data' filter)."""
-    out = tmp_path_factory.mktemp("camvid")
-    wanted = {f"CamVid/{d}/{f}.{ext}" for f in FRAMES for d, ext in (("test", "jpg"), ("testannot", "png"))}
-    with tarfile.open(mirror / "camvid" / "camvid.tar.gz") as tar:
-        members = [m for m in tar if m.name in wanted]
-        tar.extractall(out, members=members, filter="data")
-    return [(out / f"CamVid/test/{f}.jpg", out / f"CamVid/testannot/{f}.png") for f in FRAMES]
 
 
 @pytest.fixture(scope="session")

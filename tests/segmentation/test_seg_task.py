@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_camvid import make_tiny_camvid
+from task_tester import TaskTester
 
 from visionsuite.cli.app import main
 from visionsuite.data import CamVidDataModule
@@ -21,23 +21,24 @@ from visionsuite.tasks import SegmentationTask
 TINY = str(Path(__file__).parents[1] / "configs" / "segmentation_tiny.yaml")
 
 
-@pytest.fixture(scope="module")
-def tiny_root(camvid_files: list[tuple[Path, Path]], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_camvid(tmp_path_factory.mktemp("camvid_data"), camvid_files)
+class TestSegmentationContract(TaskTester):
+    config = TINY
+    data_dir_fixture = "tiny_camvid_root"
+    metric = "test/miou"
+    images = ("val_overlays_step*.png", "test_overlays.png")
+    predictions = ("predictions/0001TP_008550.png", "predictions/0001TP_008550_overlay.png")
+    mismatch = ("model", "unet")
 
 
-@pytest.fixture(scope="module")
-def run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real fit + test of the best checkpoint, shared by the tests below."""
-    root = tmp_path_factory.mktemp("seg_fit")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures run before the per-test one-thread fixture
-    args = ["fit", "--config", TINY, "--data.init_args.data_dir", str(tiny_root), "--trainer.default_root_dir", str(root)]
-    try:
-        assert main(args) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return (root / "latest").resolve()
+@pytest.fixture
+def tiny_root(tiny_camvid_root: Path) -> Path:
+    return tiny_camvid_root
+
+
+@pytest.fixture
+def run(request: pytest.FixtureRequest) -> Path:
+    """One real fit + test of the best checkpoint, the contract's, shared by the tests below."""
+    return TestSegmentationContract.fit_once(request)["run"]
 
 
 def test_fit_overfits_the_frames_and_reports_paper_metrics(run: Path) -> None:
@@ -207,5 +208,5 @@ def test_encoder_lr_mult_gives_the_encoder_its_rate_and_zero_keeps_its_weights(m
 
 
 def test_encoder_lr_mult_must_not_be_negative() -> None:
-    with pytest.raises(ConfigError, match="encoder_lr_mult must be >= 0, got -1"):
+    with pytest.raises(ConfigError, match="encoder_lr_mult must be a finite number >= 0, got -1"):
         SegmentationTask(model="unet", num_classes=3, encoder_lr_mult=-1)

@@ -108,19 +108,22 @@ def test_unfreeze_schedule_survives_kill_and_resume(tmp_path: Path, data_root: P
 
 def test_top_stages_and_discriminative_rates_build_per_stage_groups() -> None:
     from visionsuite.errors import ConfigError
+    from visionsuite.tasks import ClassificationTask
     from visionsuite.tasks.finetuning import FineTuneSchedule
 
-    model = create_backbone("resnet18", num_classes=10)
-    stages = tuple(n for n in model.stage_names if n != "head")
-    schedule = FineTuneSchedule(stages, "top_stages", top_stages=2, backbone_lr_mult=0.1, stage_lr_decay=0.5)
-    assert schedule.apply(model, 0) == set(stages[-2:])
+    task = ClassificationTask(backbone="resnet18", num_classes=10, finetune="top_stages", top_stages=2,
+                              backbone_lr_mult=0.1, stage_lr_decay=0.5)  # fmt: skip
+    model = task.model
+    stages = tuple(task.stage_groups())
+    assert stages == ("stem", "layer1", "layer2", "layer3", "layer4")  # resnet's maxpool holds no weights
     trainable = {n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad and n.startswith("stages.")}
     assert trainable == set(stages[-2:])
-    groups = schedule.param_groups(model, 1.0, 0.0, no_decay_norm_and_bias=False)
+    groups = task.optimizer_params()
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))  # frozen ones included
     rates = {g["name"]: g["lr"] for g in groups}
-    assert rates["head"] == 1.0 and rates[stages[-1]] == pytest.approx(0.1)
-    assert rates[stages[-2]] == pytest.approx(0.05) and rates[stages[0]] == pytest.approx(0.1 * 0.5 ** (len(stages) - 1))
+    assert rates["head"] == task.hparams.lr and rates[stages[-1]] == pytest.approx(0.1 * task.hparams.lr)
+    assert rates[stages[-2]] == pytest.approx(0.05 * task.hparams.lr)
+    assert rates[stages[0]] == pytest.approx(task.hparams.lr * 0.1 * 0.5 ** (len(stages) - 1))
     with pytest.raises(ConfigError, match="stage9"):
         FineTuneSchedule(stages, "linear_probe", unfreeze_at={1: ["stage9"]})
 
@@ -175,12 +178,20 @@ def test_fit_start_warns_in_one_line_and_adopts_the_weights_preprocessing(
             "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0", "--trainer.logger", "false",
             "--data.init_args.train_subset", "4", "--data.init_args.batch_size", "4", "--test_after_fit", "false"]  # fmt: skip
     StageProbe.seen = []
-    assert main(args) == 0
+    assert main(args) == 2  # normalised otherwise than the weights: refused, with what to set
+    lines = [line for line in capsys.readouterr().err.splitlines() if "weights 'imagenet'" in line]
+    assert lines == [
+        "visionsuite: error: efficientnet_lite0 weights 'imagenet': the data gives 28x28 mean=(0.286) std=(0.353),"
+        " the weights expect 224x224 mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5) bilinear; set data.init_args.mean: [0.5],"
+        " data.init_args.std: [0.5], or model.init_args.adopt_weights_preprocessing: true"
+        " (or keep_data_preprocessing: true to train on the data's)"
+    ]
+    assert main([*args, "--model.init_args.keep_data_preprocessing", "true"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "weights 'imagenet'" in line]
     assert lines == [
         "visionsuite: warning: efficientnet_lite0 weights 'imagenet': the data gives 28x28 mean=(0.286) std=(0.353),"
         " the weights expect 224x224 mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5) bilinear"
-        " (set model.init_args.adopt_weights_preprocessing: true)"
+        " (model.init_args.keep_data_preprocessing is set)"
     ]
     assert StageProbe.seen[0]["image_shape"] == (4, 1, 28, 28)
     StageProbe.seen = []

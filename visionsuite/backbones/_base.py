@@ -24,6 +24,7 @@ from visionsuite.backbones.encoder import (
     check_input_size,
     select_strides,
 )
+from visionsuite.backbones.freezing import has_parameters, keep_frozen_norms, set_frozen
 from visionsuite.errors import VisionSuiteError
 
 
@@ -143,36 +144,33 @@ class Backbone(nn.Module):
     def stage_names(self) -> list[str]:
         return [*self.stages.keys(), "head"]
 
+    def stage_groups(self) -> dict[str, list[nn.Module]]:
+        """The stages that hold weights, shallow first, by name: what ``frozen_stages`` counts,
+        ``unfreeze_at`` names and ``stage_lr_decay`` steps through (the head is not a stage)."""
+        return {name: [stage] for name, stage in self.stages.items() if has_parameters(stage)}
+
     def freeze(self, stages: Iterable[str] | None = None, *, train_bn: bool = False) -> None:
         """Stop gradients for ``stages`` (default: every stage but the head).
 
-        Frozen batch-norm layers also stop updating running statistics unless ``train_bn``.
+        Frozen batch-norm layers also stop updating running statistics unless ``train_bn``
+        (:mod:`visionsuite.backbones.freezing`).
         """
         for name in self._resolve_stages(stages):
             module = self.head if name == "head" else self.stages[name]
-            module.requires_grad_(False)
-            if not train_bn:
-                for m in module.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.eval()
-                        m._vs_frozen = True  # type: ignore[attr-defined]
+            if train_bn:
+                module.requires_grad_(False)
+            else:
+                set_frozen([module], True, training=self.training)
 
     def unfreeze(self, stages: Iterable[str] | None = None) -> None:
         """Undo :meth:`freeze` for ``stages`` (default: all, head included)."""
         names = self.stage_names if stages is None else self._resolve_stages(stages)
-        for name in names:
-            module = self.head if name == "head" else self.stages[name]
-            module.requires_grad_(True)
-            for m in module.modules():
-                if getattr(m, "_vs_frozen", False):
-                    m._vs_frozen = False  # type: ignore[attr-defined]
-                    m.train(self.training)
+        modules = [self.head if name == "head" else self.stages[name] for name in names]
+        set_frozen(modules, False, training=self.training)
 
     def train(self, mode: bool = True) -> Backbone:
         super().train(mode)
-        for m in self.modules():  # keep frozen batch norms in eval mode
-            if getattr(m, "_vs_frozen", False):
-                m.eval()
+        keep_frozen_norms(self)
         return self
 
     def _resolve_stages(self, stages: Iterable[str] | None) -> list[str]:

@@ -23,6 +23,7 @@ from torch import nn
 from visionsuite.backbones._base import BuilderTable, UnknownBackboneError
 from visionsuite.backbones._builder import build_backbone
 from visionsuite.backbones.encoder import Encoder
+from visionsuite.backbones.preprocessing import weights_preprocessing
 from visionsuite.backbones.weights import is_weights_file
 from visionsuite.errors import ConfigError
 
@@ -94,7 +95,10 @@ def create_backbone(name: str, *, weights: str | None = None, **kwargs: Any) -> 
     either a file (a state_dict, loaded safely after the model is built: strictly, except that a
     classifier for another class count is dropped, re-initialised and reported, and the first
     conv adapted to ``in_chans``; see ``_builder.load_pretrained``) or a weights name the family
-    publishes (e.g. torchvision's ``DEFAULT``, timm's ``imagenet``).
+    publishes (e.g. torchvision's ``DEFAULT``, timm's ``imagenet``). A model built with named
+    weights carries their preprocessing as ``.preprocessing`` (input size, mean/std,
+    interpolation; :func:`~visionsuite.backbones.preprocessing.weights_preprocessing`), which
+    every task checks against its data (``BaseTask.setup``); ``None`` where none is known.
     """
     _import_families()
     builder = _resolve(name)
@@ -103,7 +107,7 @@ def create_backbone(name: str, *, weights: str | None = None, **kwargs: Any) -> 
     if is_weights_file(weights):
         return build_backbone(builder, weights, **kwargs)
     try:
-        return builder(weights=weights, **kwargs)
+        model = builder(weights=weights, **kwargs)
     except TypeError as err:
         if "weights" not in str(err):
             raise
@@ -111,6 +115,8 @@ def create_backbone(name: str, *, weights: str | None = None, **kwargs: Any) -> 
             f"Backbone {name!r} publishes no named weights ({weights!r} is not a file either); "
             "pass the path of a state_dict file"
         ) from None
+    model.preprocessing = weights_preprocessing(name, weights, model)
+    return model
 
 
 def _resolve(name: str) -> Callable[..., nn.Module]:
@@ -153,6 +159,7 @@ def create_encoder(
     encoder_options = {k: options.pop(k) for k in ("return_indices",) if k in options}
     backbone = create_backbone(name, num_classes=0, in_chans=in_chans, weights=weights, **options)
     encoder = backbone.encoder(out_strides, **encoder_options)
+    encoder.preprocessing = getattr(backbone, "preprocessing", None)
     prune = getattr(encoder, "prune", None)
     if callable(prune):
         with torch.no_grad():

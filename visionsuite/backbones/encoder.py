@@ -100,6 +100,10 @@ class Encoder(nn.Module):
         self.min_input_size = min_input_size
         self.label = label
 
+    def stage_groups(self) -> dict[str, list[nn.Module]]:
+        """The stages that hold weights, by name, shallow first (as :meth:`Backbone.stage_groups`)."""
+        return {name: [stage] for name, stage in self.stages.items() if next(stage.parameters(), None) is not None}
+
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         check_input_size(x, self.min_input_size, self.label)
         out: OrderedDict[str, Tensor] = OrderedDict()

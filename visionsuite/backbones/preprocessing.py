@@ -14,17 +14,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """What the weights expect: ``size`` (height, width), per-channel ``mean``/``std`` in [0, 1]
-    units, and the resize ``interpolation``."""
+    """What the weights expect: ``size`` (height, width; ``None``: any, as for dense encoders), per-channel
+    ``mean``/``std`` in [0, 1] units, and the resize ``interpolation``."""
 
-    size: tuple[int, int]
+    size: tuple[int, int] | None
     mean: tuple[float, ...]
     std: tuple[float, ...]
     interpolation: str = "bilinear"
 
     def describe(self) -> str:
         fmt = lambda v: "(" + ", ".join(f"{x:.3g}" for x in v) + ")"  # noqa: E731
-        return f"{self.size[0]}x{self.size[1]} mean={fmt(self.mean)} std={fmt(self.std)} {self.interpolation}"
+        size = "" if self.size is None else f"{self.size[0]}x{self.size[1]} "
+        return f"{size}mean={fmt(self.mean)} std={fmt(self.std)} {self.interpolation}"
 
 
 #: (backbone name, weights name) → preprocessing, for weights whose model does not carry it.
@@ -70,11 +71,16 @@ def channel_stats(expected: Preprocessing, channels: int) -> tuple[tuple[float, 
     return None
 
 
-def preprocessing_mismatch(expected: Preprocessing, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...]) -> str | None:
-    """One line naming what the data does and what the weights expect, or ``None`` if they agree."""
+def preprocessing_mismatch(
+    expected: Preprocessing, size: tuple[int, int] | None, mean: tuple[float, ...], std: tuple[float, ...]
+) -> str | None:
+    """One line naming what the data does and what the weights expect, or ``None`` if they agree
+    (``size`` ``None``: only the normalisation is compared)."""
     close = lambda a, b: len(a) == len(b) and all(abs(x - y) < 1e-3 for x, y in zip(a, b))  # noqa: E731
     stats = channel_stats(expected, len(mean))
-    if tuple(size) == tuple(expected.size) and stats is not None and close(mean, stats[0]) and close(std, stats[1]):
+    same_size = size is None or expected.size is None or tuple(size) == tuple(expected.size)
+    if same_size and stats is not None and close(mean, stats[0]) and close(std, stats[1]):
         return None
-    data = Preprocessing(tuple(size), tuple(mean), tuple(std), expected.interpolation)
-    return f"the data gives {data.describe()[: -len(expected.interpolation) - 1]}, the weights expect {expected.describe()}"
+    shown = expected if size is not None else Preprocessing(None, expected.mean, expected.std, expected.interpolation)
+    data = Preprocessing(None if size is None else tuple(size), tuple(mean), tuple(std), expected.interpolation)
+    return f"the data gives {data.describe()[: -len(expected.interpolation) - 1]}, the weights expect {shown.describe()}"

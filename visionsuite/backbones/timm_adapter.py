@@ -181,8 +181,8 @@ def group_by_feature_modules(
     children in call order) opened down to timm's ``feature_info`` modules and cut after each
     (``stage<log2 stride>``; equal strides merge). What runs after the last one joins the last stage.
 
-    Shared by the library's timm backbones (their ``stages``) and the segmentation encoders'
-    ``frozen_encoder_stages`` (smp's ``tu-`` encoders are timm models too)."""
+    Shared by the library's timm backbones (their ``stages``) and the stages of any timm trunk
+    (:mod:`visionsuite.models.stages`: smp's ``tu-`` encoders are timm models too)."""
     info = [(f["module"], f["reduction"]) for f in feature_info]
     stages: dict[str, list[str]] = {}
     pending: list[str] = []

@@ -8,6 +8,8 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from visionsuite.core.private_api import last_checkpoint_step, save_last_checkpoint
+
 
 class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt`` alone: every ``every_n_train_steps`` steps, after each validation, and when
@@ -43,9 +45,9 @@ class LastCheckpoint(ModelCheckpoint):
         self._refresh_last(trainer)
 
     def _refresh_last(self, trainer: Trainer, *, force: bool = False) -> None:
-        stale = force or self._last_global_step_saved != trainer.global_step
+        stale = force or last_checkpoint_step(self) != trainer.global_step
         if stale and not trainer.fast_dev_run and not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            save_last_checkpoint(self, trainer)
 
 
 def checkpoint_callbacks(

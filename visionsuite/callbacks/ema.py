@@ -21,6 +21,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+from visionsuite.core.private_api import averaged_model
 from visionsuite.errors import ConfigError
 from visionsuite.models.ema import warmup_ema_multi_avg_fn
 
@@ -38,5 +39,5 @@ class WeightEMA(WeightAveraging):
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Outside ``fit`` (test, predict of an EMA run) the checkpoint's weights already are the
         average: nothing to restore, and nothing to warn about."""
-        if self._average_model is not None:
+        if averaged_model(self) is not None:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)

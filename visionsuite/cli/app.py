@@ -102,15 +102,15 @@ def _lightning_cli(args: list[str] | None) -> Any:
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             """The run's callbacks go to the Trainer itself, so they exist before it resolves ``ckpt_path``."""
-            trainer_cfg = self._get(self.config_init, "trainer", default={})
+            trainer_cfg = self.config_init.get(str(self.subcommand), self.config_init).get("trainer", {})
             configured = trainer_cfg.get("callbacks") or []
             configured = configured if isinstance(configured, list) else [configured]
             checkpoint_dir = self.run_dir / "checkpoints" if self.run_dir else None
-            extra = self.model.run_callbacks(checkpoint_dir) if isinstance(self.model, BaseTask) else []
-            if trainer_cfg.get("enable_checkpointing") is False:
-                extra = [cb for cb in extra if not _is_checkpoint(cb)]
+            from visionsuite.callbacks.assembly import missing_callbacks
+
+            wanted = self.model.run_callbacks(checkpoint_dir) if isinstance(self.model, BaseTask) else []
+            extra = missing_callbacks(wanted, configured, checkpointing=trainer_cfg.get("enable_checkpointing") is not False)
             present = {type(cb) for cb in configured}
-            extra = [cb for cb in extra if type(cb) not in present]
             if self.subcommand == "fit" and trainer_cfg.get("logger") is not False:
                 if LearningRateMonitor not in present:
                     extra.append(LearningRateMonitor(logging_interval="step"))
@@ -173,11 +173,22 @@ def _lightning_cli(args: list[str] | None) -> Any:
     return cli
 
 
+#: the config every ``fit``/``validate``/``test``/``predict`` reads before its ``--config``: the
+#: trainer and logger settings the shipped configs share (see the file's header).
+BASE_CONFIG = Path(__file__).resolve().with_name("base.yaml")
+
+#: the LightningCLI subcommands the base applies to.
+CONFIG_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
 def _run_cli(cli_class: Any, save_config: Any, args: list[str] | None) -> Any:
     from lightning.pytorch import LightningDataModule
 
     from visionsuite.tasks import BaseTask
 
+    if not BASE_CONFIG.is_file():
+        raise ConfigError(f"{BASE_CONFIG} is missing: the installed package is incomplete (reinstall visionsuite)")
+    base = {name: {"default_config_files": [str(BASE_CONFIG)]} for name in CONFIG_SUBCOMMANDS}
     return cli_class(
         model_class=BaseTask,
         datamodule_class=LightningDataModule,
@@ -187,7 +198,7 @@ def _run_cli(cli_class: Any, save_config: Any, args: list[str] | None) -> Any:
         auto_configure_optimizers=False,
         save_config_callback=save_config,
         save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
-        parser_kwargs={"exit_on_error": False},  # errors reach main(), which prints one line
+        parser_kwargs={"exit_on_error": False, **base},  # errors reach main(), which prints one line
         args=args,
     )
 
@@ -211,8 +222,7 @@ def prepare_run(cfg: Any, subcommand: str) -> tuple[Path, bool]:
     root = Path(cfg.trainer.get("default_root_dir") or "logs")
     spec, name = cfg.get("ckpt_path"), cfg.get("run_name")
     resumed_dir = os.environ.get(_RUN_DIR_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
-    source = runs.find_run(root, name) if spec in ("best", "last") else None
-    ckpt = runs.run_checkpoint(source, spec) if source is not None else (checkpoints.local_checkpoint(spec) if spec else None)
+    source, ckpt = runs.checkpoint_for_config(root, name, spec) if spec else (None, None)
     if ckpt is None and subcommand != "fit" and not cfg.get("allow_untrained"):
         raise checkpoints.CheckpointError(
             f"{subcommand} needs trained weights: pass --ckpt_path best|last|PATH"
@@ -340,11 +350,13 @@ def _count_or_fraction(parser: Any) -> None:
     (Lightning issue #21259), so jsonargparse tries ``float`` first and ``1`` silently became
     every batch. A ``|`` union is not cached, so it keeps ``int`` first.
     """
+    from visionsuite.core.private_api import option_action, option_typehint, set_option_typehint
+
     for key in COUNT_OR_FRACTION:
-        action = parser._option_string_actions.get(f"--trainer.{key}")
+        action = option_action(parser, f"--trainer.{key}")
         if action is not None:
-            nullable = type(None) in get_args(action._typehint)  # as Lightning annotated it
-            action._typehint = int | float | None if nullable else int | float
+            nullable = type(None) in get_args(option_typehint(action))  # as Lightning annotated it
+            set_option_typehint(action, int | float | None if nullable else int | float)
 
 
 def _check_trainer_limits(trainer_cfg: Any, subcommand: str, test_after_fit: bool) -> None:
@@ -358,12 +370,6 @@ def _check_trainer_limits(trainer_cfg: Any, subcommand: str, test_after_fit: boo
                 f"trainer.{key}=0 trains nothing, and testing the untrained weights says nothing;"
                 " set a positive trainer." + key + " (or --test_after_fit false)"
             )
-
-
-def _is_checkpoint(callback: Any) -> bool:
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    return isinstance(callback, ModelCheckpoint)
 
 
 #: Lightning precisions that compute in 16 bits (autocast or true half).
@@ -398,9 +404,11 @@ def _drop_unset_wandb_anonymous(trainer: Any) -> None:
     leave the argument out when it is unset (the run is created lazily, on first use)."""
     from lightning.pytorch.loggers import WandbLogger
 
+    from visionsuite.core.private_api import wandb_init_arguments
+
     for logger in trainer.loggers:
-        init = getattr(logger, "_wandb_init", None)
-        if isinstance(logger, WandbLogger) and isinstance(init, dict) and init.get("anonymous") is None:
+        init = wandb_init_arguments(logger)
+        if isinstance(logger, WandbLogger) and init is not None and init.get("anonymous") is None:
             init.pop("anonymous", None)
 
 
@@ -480,7 +488,7 @@ SUBCOMMANDS = {
     "predict": "write predictions of a checkpoint (PredictionCSVWriter: predictions.csv)",
     "summary": "layer table, parameters and FLOPs of a backbone",
     "backbones": "list the backbone names (optionally matching a pattern)",
-    "list": "list what a registry holds: backbones, heads, models, losses or optimizers",
+    "list": "list what a registry holds: backbones, heads, models, losses, optimizers, schedulers or generative",
     "export": "export a checkpoint to ONNX or TorchScript and check it on real test images",
     "predict-exported": "predictions CSV from an exported model, without Lightning",
     "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
@@ -541,13 +549,16 @@ def _backbones(args: list[str]) -> int:
     return 0
 
 
-#: ``visionsuite list KIND``: where each kind's registry lives (imported on request only).
+#: ``visionsuite list KIND``: where each kind's registry lives (imported on request only); a dict
+#: of registries (``generative``) is printed one option per line, ``option: name name …``.
 LISTS = {
     "backbones": ("visionsuite.backbones", "list_backbones"),
     "heads": ("visionsuite.models.detection.detector", "HEAD_REGISTRY"),
     "models": ("visionsuite.models.segmentation.factory", "model_names"),
     "losses": ("visionsuite.models.segmentation.losses", "LOSSES"),
     "optimizers": ("visionsuite.tasks.optim", "OPTIMIZERS"),
+    "schedulers": ("visionsuite.tasks.optim", "SCHEDULERS"),
+    "generative": ("visionsuite.models.generative", "CHOICES"),
 }
 
 
@@ -557,11 +568,15 @@ def _list(args: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="visionsuite list", description=SUBCOMMANDS["list"])
     parser.add_argument("kind", choices=list(LISTS), help="backbones, heads (detection), models (segmentation), "
-                        "losses (segmentation) or optimizers")  # fmt: skip
+                        "losses (segmentation), optimizers, schedulers or generative (the options of the "
+                        "autoencoder, VAE and GAN tasks)")  # fmt: skip
     kind = parser.parse_args(args).kind
     module, attr = LISTS[kind]
     names = getattr(importlib.import_module(module), attr)
-    print("\n".join(names() if callable(names) else names.names()))
+    if isinstance(names, dict):
+        print("\n".join(f"{option}: {' '.join(registry.names())}" for option, registry in names.items()))
+    else:
+        print("\n".join(names() if callable(names) else names.names()))
     return 0
 
 

@@ -111,6 +111,8 @@ RULES: dict[str, Rule] = {
     "encoder_lr_mult": finite(),
     "stage_lr_decay": finite(positive=True),
     "top_stages": int_at_least(1),
+    "frozen_stages": int_at_least(0),
+    "frozen_encoder_stages": int_at_least(0),
     "num_overlay_images": int_at_least(0),
     # detection
     "fpn_channels": int_at_least(1),

@@ -1,8 +1,9 @@
 """The one shape of every by-name factory: register, list, and an unknown name answered with the
 nearest valid ones (as the backbone registry does).
 
-Detection heads, segmentation models, losses, optimisers and schedules each keep a
-:class:`Registry`; ``visionsuite list <kind>`` prints them.
+Detection heads, segmentation models, losses, optimisers, schedules and the generative options
+(GAN losses, noises, likelihoods, upsamplings, VAE architectures) each keep a :class:`Registry`;
+``visionsuite list <kind>`` prints them.
 """
 
 from __future__ import annotations

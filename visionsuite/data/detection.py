@@ -133,9 +133,24 @@ class DetectionDataModule(_PredictFolderInSourcePixels, MosaicAffineOptions, Den
 
     # -- where predictions belong -----------------------------------------------------------
     @cached_property
+    def _image_root(self) -> Path:
+        """The folder the split images are named relative to (the deepest one holding them all)."""
+        return Path(_common_root([r.path for r in self.detection_set.records]))
+
+    @cached_property
     def _ids_by_file(self) -> dict[str, int]:
-        base = Path(_common_root([r.path for r in self.detection_set.records]))
+        base = self._image_root
         return {r.path.relative_to(base).as_posix(): r.image_id for r in self.detection_set.records}
+
+    def source_file(self, path: str) -> Path | None:
+        """The original image file of a predict batch's name: a ``predict_dir`` file as it is, a
+        split image (named relative to the annotations' image folder) under that folder."""
+        if Path(path).is_file():
+            return Path(path)
+        if path in self._ids_by_file:
+            found = self._image_root / path
+            return found if found.is_file() else None
+        return None
 
     def source_placement(self, path: str) -> Placement | None:
         """How the image ``path`` (a predict batch's name) was fitted into ``image_size``."""

@@ -24,7 +24,8 @@ Bad input, as the detection issue asks:
 * a set without a single box → refused (nothing to train on); images without boxes among
   images with boxes stay valid negatives.
 
-Image sizes read from headers (YOLO) are the EXIF-oriented ones the decoder produces.
+Image sizes read from headers (YOLO) are the EXIF-oriented ones the decoder produces; the sizes
+COCO and VOC files state must equal them.
 
 ``iscrowd`` (COCO) and ``difficult`` (VOC) mark boxes that evaluation should ignore rather than
 count as misses. COCO crowd boxes are dropped by default (counted as ``crowd``), as the YOLO
@@ -142,6 +143,30 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise InvalidDatasetError(f"cannot read image {str(path)!r}: {err}") from None
 
 
+def _check_labelled_size(label_file: Path, what: str, path: Path, labelled: tuple[int, int]) -> None:
+    """Refuse a label file whose image size is not the image's as decoded (EXIF orientation
+    applied, header only): its boxes would land off the objects. A size that is the decoded one
+    turned by 90 degrees is an EXIF-rotated photo labelled in its stored frame. An unreadable image
+    is left to the decoder, which skips and counts it."""
+    try:
+        decoded = _image_size(path)
+    except InvalidDatasetError:
+        return
+    if decoded == labelled:
+        return
+    h, w = labelled
+    if decoded == (w, h):
+        raise InvalidDatasetError(
+            f"{label_file}: {what} says {w}x{h} (width x height) but {str(path)!r} decodes to {decoded[1]}x{decoded[0]}"
+            " once its EXIF orientation is applied: the boxes were drawn on the unrotated image; save the image"
+            " upright without the orientation tag, or relabel it as shown"
+        )
+    raise InvalidDatasetError(
+        f"{label_file}: {what} says {w}x{h} (width x height) but {str(path)!r} is {decoded[1]}x{decoded[0]}:"
+        " its boxes would be off; the label file describes another version of the image"
+    )
+
+
 def _require_boxes(found: DetectionSet, source: str) -> DetectionSet:
     """Refuse a set without a single box: a detector has nothing to learn (negatives need positives)."""
     if any(len(r.boxes) for r in found.records):
@@ -193,10 +218,11 @@ def _coco_box(annotation_file: Path, ann: dict, what: str) -> list[float]:
 def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bool = False) -> DetectionSet:
     """Read a COCO ``instances_*.json``; image ``file_name`` entries are relative to ``image_dir``.
 
-    Contiguous labels follow the sorted category ids. Sizes come from the JSON's
-    ``height``/``width`` (COCO's own convention), so images are not opened. Refused, in one
+    Contiguous labels follow the sorted category ids. Each image's ``height``/``width`` must be
+    its size as decoded (EXIF orientation applied; only the header is read). Refused, in one
     line naming the file: duplicate image or category ids, an annotation of an unknown image
-    or category, a missing or malformed ``bbox``, and a file without a single box.
+    or category, a missing or malformed ``bbox``, a size that is not the image's (an EXIF-rotated
+    photo labelled unrotated is named as such), and a file without a single box.
     """
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
     if not annotation_file.is_file():
@@ -247,6 +273,7 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path, keep_crowd: bo
         path = image_dir / im["file_name"]
         if not path.is_file():
             raise InvalidDatasetError(f"{annotation_file}: image file {str(path)!r} (image id {im['id']}) is missing")
+        _check_labelled_size(annotation_file, f"image id {im['id']}", path, (int(im["height"]), int(im["width"])))
         boxes, labels, crowd = [], [], []
         for ann in per_image[im["id"]]:
             if ann.get("iscrowd", 0) and not keep_crowd:
@@ -370,6 +397,7 @@ def read_voc(
         path = image_dir / filename
         if not path.is_file():
             raise InvalidDatasetError(f"{xml_file}: image file {str(path)!r} is missing")
+        _check_labelled_size(xml_file, "<size>", path, size)
         boxes, labels, difficult = [], [], []
         for number, obj in enumerate(root.iter("object"), start=1):
             name = (obj.findtext("name") or "").strip()

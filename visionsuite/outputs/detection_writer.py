@@ -27,9 +27,10 @@ from visionsuite.outputs.output_names import prediction_path
 class DetectionPredictionWriter(BasePredictionWriter):
     """PNG per image (``<root>/predictions/``) as batches come; ``<root>/predictions_coco.json`` at the end.
 
-    A ``predict_dir`` image is drawn at its original size with the boxes mapped back through the
-    letterbox, and its PNG is named after the file (``street/0001.jpg`` →
-    ``predictions/street/0001.png``; see :mod:`~visionsuite.outputs.output_names`).
+    A ``predict_dir`` image – or a split image of a file-based data set (COCO, VOC, YOLO), whose
+    original the data module finds with ``source_file(path)`` – is drawn at its original size with
+    the boxes mapped back through the letterbox, and its PNG is named after the file
+    (``street/0001.jpg`` → ``predictions/street/0001.png``; see :mod:`~visionsuite.outputs.output_names`).
 
     The data module supplies ``source_placement(path)`` (how the image was fitted, or ``None``),
     ``image_id(path)`` and ``category_ids`` (index ``0..K-1`` → the dataset's id); without them,
@@ -60,8 +61,9 @@ class DetectionPredictionWriter(BasePredictionWriter):
             placement = dm.source_placement(path) if hasattr(dm, "source_placement") else None
             boxes = boxes_to_source(det["boxes"], placement) if placement is not None else det["boxes"]
             canvas, drawn = image, det["boxes"]
-            if placement is not None and Path(path).is_file():  # the user's own photo, at its own size
-                canvas, drawn = torch.from_numpy(load_image(path, 3, None)), boxes
+            source = dm.source_file(path) if hasattr(dm, "source_file") else (Path(path) if Path(path).is_file() else None)
+            if placement is not None and source is not None:  # the original photo, at its own size
+                canvas, drawn = torch.from_numpy(load_image(source, 3, None)), boxes
             shown = det["scores"] >= self.min_score
             labels = det["labels"][shown]
             names = names or [str(i) for i in range(int(labels.max()) + 1 if shown.any() else 0)]

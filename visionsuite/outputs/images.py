@@ -5,9 +5,11 @@ and sent to W&B (``log_image``) or TensorBoard (``add_image``) when one of those
 active. The task decides what to draw; this callback only delivers, after validation (each
 picture file named with the step) and after test.
 
-A picture may also be a :class:`MaskOverlay` (segmentation): written as a PNG grid like any image,
-and sent to W&B as images carrying interactive ``predictions``/``ground_truth`` masks with class
-names (``wandb.Image(..., masks=...)``), which W&B can toggle per class.
+W&B gets the same figure as the PNG file, under the same key. A picture may also carry
+interactive overlays – a :class:`MaskOverlay` (segmentation: ``predictions``/``ground_truth``
+masks with class names, ``wandb.Image(..., masks=...)``, which W&B toggles per class) or an
+:class:`AnnotatedImage` (detection boxes with a score slider) – sent beside it under
+``<key>_interactive``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ from torch import Tensor
 from visionsuite.core.atomic import atomic_path
 
 
+#: the suffix of the W&B key that carries a picture's interactive masks or boxes.
+INTERACTIVE = "_interactive"
+
+
 @dataclass
 class AnnotatedImage:
-    """A picture plus W&B overlays: ``image`` (tensor [C, H, W] in [0, 1]) is what the PNG file and
-    TensorBoard show; W&B gets ``overlay_image`` (default ``image``) with ``overlays``, the extra
-    ``wandb.Image`` arguments (``boxes=…``, ``masks=…``) that make them interactive."""
+    """A picture plus W&B overlays: ``image`` (tensor [C, H, W] in [0, 1]) is what the PNG file,
+    TensorBoard and W&B show; W&B also gets ``overlay_image`` (default ``image``) with ``overlays``,
+    the extra ``wandb.Image`` arguments (``boxes=…``, ``masks=…``) that make them interactive."""
 
     image: torch.Tensor
     overlays: dict[str, Any] = field(default_factory=dict)
@@ -65,15 +71,15 @@ def deliver(trainer: Trainer, pictures: dict[str, Any], stage: str, out_dir: Pat
         annotated = picture if isinstance(picture, AnnotatedImage) else None
         path = write_png(annotated.image if annotated else picture, out_dir / f"{name}.png")
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger) and isinstance(picture, MaskOverlay):
-                images = [(im.permute(1, 2, 0).clamp(0, 1) * 255).byte().cpu().numpy() for im in picture.images]
-                logger.log_image(key=key, images=images, masks=picture.wandb_masks())
-            elif isinstance(logger, WandbLogger) and annotated is not None:
-                shown = annotated.image if annotated.overlay_image is None else annotated.overlay_image
-                extra = {k: [v] for k, v in annotated.overlays.items()}
-                logger.log_image(key=key, images=[_hwc_uint8(shown)], **extra)
-            elif isinstance(logger, WandbLogger):
-                logger.log_image(key=key, images=[str(path)])
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=key, images=[str(path)])  # the figure the PNG and TensorBoard show
+                if isinstance(picture, MaskOverlay):  # and the same images with masks W&B toggles per class
+                    images = [(im.permute(1, 2, 0).clamp(0, 1) * 255).byte().cpu().numpy() for im in picture.images]
+                    logger.log_image(key=f"{key}{INTERACTIVE}", images=images, masks=picture.wandb_masks())
+                elif annotated is not None and annotated.overlays:
+                    shown = annotated.image if annotated.overlay_image is None else annotated.overlay_image
+                    extra = {k: [v] for k, v in annotated.overlays.items()}
+                    logger.log_image(key=f"{key}{INTERACTIVE}", images=[_hwc_uint8(shown)], **extra)
             elif isinstance(logger, TensorBoardLogger):
                 rgb = np.asarray(Image.open(path).convert("RGB"))
                 logger.experiment.add_image(key, rgb, global_step=trainer.global_step, dataformats="HWC")

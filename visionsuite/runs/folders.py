@@ -223,6 +223,18 @@ def checkpoint_of(run: Path, spec: str) -> Path:
     return local_checkpoint(spec)
 
 
+def checkpoint_for_config(root: Path, run_name: str | None, spec: str) -> tuple[Path | None, Path]:
+    """``--ckpt_path best|last|PATH`` of a config: for ``best``/``last``, (the run: ``run_name``'s,
+    else the latest under ``root``, and its checkpoint); for a path, (``None``, the file). The one
+    place a config's ``best``/``last`` is resolved (``fit``/``test``/… and the tools)."""
+    if spec in ("best", "last"):
+        source = find_run(root, run_name)
+        return source, run_checkpoint(source, spec)
+    from visionsuite.runs.checkpoints import local_checkpoint
+
+    return None, local_checkpoint(spec)
+
+
 def run_checkpoint_for(run: Path, spec: str | None) -> tuple[Path, str | None]:
     """``--ckpt best|last|PATH`` (default ``best``) of ``run``, and a note when ``best`` fell back
     to ``last`` because the run keeps no best checkpoint (a task that monitors nothing, a GAN)."""

@@ -59,14 +59,12 @@ def import_class(path: str) -> type:
 
 
 def resolve_checkpoint(config: dict[str, Any], spec: str) -> Path:
-    """``best``/``last`` of the config's latest run (``trainer.default_root_dir``), or a file path."""
-    from visionsuite.runs import checkpoints
+    """``best``/``last`` of the config's run (its ``run_name``, else the latest under
+    ``trainer.default_root_dir``), or a file path: as ``fit``/``test`` resolve it."""
     from visionsuite.runs import folders as runs
 
-    if spec in ("best", "last"):
-        root = Path((config.get("trainer") or {}).get("default_root_dir") or "logs")
-        return runs.run_checkpoint(runs.find_run(root, None), spec)
-    return checkpoints.local_checkpoint(spec)
+    root = Path((config.get("trainer") or {}).get("default_root_dir") or "logs")
+    return runs.checkpoint_for_config(root, config.get("run_name"), spec)[1]
 
 
 def load_trained(
@@ -86,8 +84,7 @@ def load_trained(
     test-time flips) are used.
     """
     from visionsuite.core.notes import warn
-    from visionsuite.runs import checkpoints
-    from visionsuite.runs import folders
+    from visionsuite.runs import checkpoints, folders
 
     run_dir = folders.resolve_run(str(run)) if run is not None else None
     if config_path is None and run_dir is None:

@@ -17,16 +17,34 @@ from typing import Any, NamedTuple
 
 import torch
 from lightning.pytorch import Callback, LightningModule
-from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, MetricCollection
 
+from visionsuite.backbones import Backbone
+from visionsuite.backbones.freezing import keep_frozen_norms
+from visionsuite.backbones.preprocessing import (
+    Preprocessing,
+    channel_stats,
+    preprocessing_mismatch,
+)
+from visionsuite.backbones.preprocessing import (
+    weights_preprocessing as preprocessing_of,
+)
 from visionsuite.callbacks import DivergenceGuard, checkpoint_callbacks
+from visionsuite.callbacks.assembly import missing_callbacks
 from visionsuite.callbacks.run_record import RunRecord
+from visionsuite.core.atomic import write_text_atomic
+from visionsuite.core.notes import warn
 from visionsuite.core.options import check_arguments
+from visionsuite.core.private_api import attached_trainer, should_update_logs
 from visionsuite.errors import ConfigError
-from visionsuite.outputs import MetricsFileWriter, TrainingCurves
+from visionsuite.models.stages import StageGroups, stage_groups_of
+from visionsuite.outputs import FigureLogger, MetricsFileWriter, TrainingCurves
+from visionsuite.tasks.finetuning import FineTuneSchedule, Regime
 from visionsuite.tasks.optim import (
     OptimizerName,
     SchedulerName,
@@ -76,6 +94,15 @@ class BaseTask(LightningModule, ABC):
     #: the test metric the closing line prints (default: the test twin of ``monitor``), and how.
     headline_metric: str | None = None
     headline_format: str = "{:.4f}"
+    #: whether the training stage computes the task's metrics (``False``: the loss is the training
+    #: signal, and a metric over every training batch would cost a noticeable share of a step).
+    computes_train_metrics: bool = True
+    #: the Trainer functions (``fit``, ``validate``, ``test``, ``predict``) after whose evaluation
+    #: stages :meth:`figures` are drawn and logged (the figure logger is added for them only).
+    figure_functions: frozenset[str] = frozenset({"fit", "validate", "test"})
+    #: whether the pretrained weights' input size is compared with the data's (one warning line);
+    #: dense tasks (segmentation, detection) run their encoders at any size.
+    compares_input_size: bool = False
     #: the batch part a per-class output is scored against (``label``, ``mask``); ``None`` for
     #: tasks without one. Ensembles combine the class probabilities of tasks that have one.
     target_key: str | None = None
@@ -91,6 +118,7 @@ class BaseTask(LightningModule, ABC):
     training_options: frozenset[str] = frozenset({
         "optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay", "no_decay_norm_and_bias",
         "scheduler", "milestones", "gamma", "patience", "warmup_pct", "checkpoint_every_n_steps",
+        "frozen_stages", "unfreeze_at", "backbone_lr_mult", "stage_lr_decay",
     })  # fmt: skip
 
     @classmethod
@@ -117,6 +145,12 @@ class BaseTask(LightningModule, ABC):
         warmup_pct: float = 0.3,
         checkpoint_every_n_steps: int = 500,
         channels_last: bool = False,
+        frozen_stages: int = 0,
+        unfreeze_at: dict[int, list[str]] | None = None,
+        backbone_lr_mult: float = 1.0,
+        stage_lr_decay: float = 1.0,
+        adopt_weights_preprocessing: bool = False,
+        keep_data_preprocessing: bool = False,
     ) -> None:
         """
         Args:
@@ -146,11 +180,31 @@ class BaseTask(LightningModule, ABC):
                 channels-last whatever the input's layout (PyTorch follows the weight), which
                 is faster on CPUs with oneDNN and on tensor-core GPUs: 1.15-1.3x for the smp
                 U-Net here (benchmarks/results/segmentation.md). Numerics are unchanged.
+            frozen_stages: freeze the first N stages of the pretrained trunk (:meth:`trunk`: the
+                backbone, the segmentation encoder, the detector's backbone under its FPN): no
+                gradients, fixed batch-norm statistics, no backward through them – faster steps,
+                the pretrained low-level filters kept (mmsegmentation's ``frozen_stages``,
+                torchvision's ``trainable_backbone_layers`` counted from the input). The stage
+                names: ``visionsuite summary <backbone>``; see :mod:`visionsuite.tasks.finetuning`.
+            unfreeze_at: ``{epoch: [stage, …]}``: frozen stages that start training at that epoch
+                (gradual unfreezing); survives a resume from ``last.ckpt``.
+            backbone_lr_mult: the trunk's learning rate = ``lr`` × this (the head, decoder or FPN
+                keep ``lr``): discriminative fine-tuning of pretrained weights.
+            stage_lr_decay: each trunk stage below the top gets this factor once more
+                (discriminative learning rates; 1.0: the same rate for every stage).
+            adopt_weights_preprocessing: give the data module the normalisation the trunk's
+                pretrained weights were trained with (classification: also their input size, where
+                the data resizes its batches on the device). Without it, data normalised otherwise
+                is refused at setup with the values to set (:meth:`align_datamodule`).
+            keep_data_preprocessing: train on the data's own normalisation although the weights
+                expect another (one warning line instead of the refusal).
         """
         super().__init__()
         self.save_hyperparameters()
         check_arguments(self, self.hparams)
         self.configure_models()
+        #: which trunk stages train when, and at which rate; ``None``: nothing is staged.
+        self.stage_schedule = self.configure_stages()
         if channels_last:
             self.to(memory_format=torch.channels_last)
         self.configure_losses()
@@ -182,12 +236,15 @@ class BaseTask(LightningModule, ABC):
         return None
 
     def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
-        """This stage's own copy of the template, its keys prefixed ``<stage>/`` (states never mix).
+        """This stage's own copy of the template, its keys prefixed ``<stage>/`` (states never mix);
+        none for training when :attr:`computes_train_metrics` is off.
 
-        Override to keep the training step cheap (fewer metrics, ``validate_args=False``, or
-        ``None``: no training metrics) or to add test-only ones (a confusion matrix).
+        Override to keep the training step cheap (fewer metrics, ``validate_args=False``) or to
+        add test-only ones (a confusion matrix).
         """
-        return None if template is None else template.clone(prefix=f"{stage}/")
+        if template is None or (stage == "train" and not self.computes_train_metrics):
+            return None
+        return template.clone(prefix=f"{stage}/")
 
     @abstractmethod
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
@@ -221,11 +278,105 @@ class BaseTask(LightningModule, ABC):
             return self.headline_metric
         return None if self.monitor is None else "test/" + self.monitor.split("/", 1)[-1]
 
+    # -- evaluation passes ------------------------------------------------------------------------
+    def inference(self, images: Tensor) -> Any:
+        """The network's output for ``images`` in one pass (logits, detections)."""
+        return self(images)
+
+    def uses_test_time_augmentation(self) -> bool:
+        """Whether ``test`` and ``predict`` score :meth:`augmented_inference` (the task's option)."""
+        return False
+
+    def augmented_inference(self, images: Tensor) -> Any:
+        """The output fused over augmented views of ``images`` (each task fuses its own way:
+        mean logits, mean probabilities, boxes merged across the mirror image)."""
+        raise NotImplementedError(f"{type(self).__name__} has no test-time augmentation")
+
+    def evaluation_output(self, images: Tensor, stage: str) -> Any:
+        """What ``stage`` scores: at ``test`` and ``predict`` under test-time augmentation when the
+        task asks for it; validation, which selects the checkpoint, keeps one pass."""
+        if stage in ("test", "predict") and self.uses_test_time_augmentation():
+            return self.augmented_inference(images)
+        return self.inference(images)
+
+    def on_stage_start(self, stage: str) -> None:
+        """Called as the ``val`` or ``test`` epoch starts (seed the evaluation noise, clear buffers)."""
+
+    def on_stage_end(self, stage: str) -> None:
+        """Called after ``stage``'s metrics were computed into :attr:`stage_results` and logged
+        (per-class tables, frames kept across validations)."""
+
+    def on_validation_epoch_start(self) -> None:
+        self.on_stage_start("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.on_stage_start("test")
+
+    @rank_zero_only
+    def write_table(self, stage: str, name: str, columns: list[str], rows: list[list[Any]], text: str) -> Path | None:
+        """One per-class table to every place a user looks: ``<run folder>/<name>.md`` (``text``,
+        Markdown), a W&B table and TensorBoard text under ``<stage>/<name>``. ``None`` outside a Trainer."""
+        if attached_trainer(self) is None:
+            return None
+        path = Path(self.trainer.default_root_dir) / f"{name}.md"
+        write_text_atomic(path, text)
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key=f"{stage}/{name}", columns=columns, data=[list(r) for r in rows])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text(f"{stage}/{name}", text, global_step=self.global_step)
+        return path
+
+    # -- the pretrained trunk and its stages ------------------------------------------------------
+    def trunk(self) -> nn.Module | None:
+        """The pretrained part whose stages ``frozen_stages``, ``unfreeze_at`` and the stage learning
+        rates address (the backbone, an encoder); ``None``: the task has none."""
+        return None
+
+    def finetune_regime(self) -> tuple[Regime, int]:
+        """(regime, top stages) of :class:`~visionsuite.tasks.finetuning.FineTuneSchedule`:
+        ``("full", 1)`` unless a task offers the regimes (classification's ``finetune``)."""
+        return "full", 1
+
+    def stage_groups(self) -> StageGroups:
+        """The trunk's stages by name, shallow first (:func:`~visionsuite.models.stages.stage_groups_of`)."""
+        trunk = self.trunk()
+        return {} if trunk is None else stage_groups_of(trunk)
+
+    def configure_stages(self) -> FineTuneSchedule | None:
+        """The schedule of the shared fine-tuning options, applied for epoch 0; ``None`` when they
+        keep their defaults (every parameter trains at ``lr``, and no stage is even looked up)."""
+        hp = self.hparams
+        regime, top = self.finetune_regime()
+        unfreeze = dict(hp.unfreeze_at or {})
+        if not (regime != "full" or hp.frozen_stages or unfreeze or hp.backbone_lr_mult != 1 or hp.stage_lr_decay != 1):
+            return None
+        trunk = self.trunk()
+        if trunk is None:
+            raise ConfigError(f"{type(self).__name__} has no pretrained trunk: frozen_stages, unfreeze_at, "
+                              "backbone_lr_mult and stage_lr_decay do not apply")  # fmt: skip
+        groups = self.stage_groups()
+        schedule = FineTuneSchedule(tuple(groups), regime, top, unfreeze, hp.backbone_lr_mult, hp.stage_lr_decay,
+                                    hp.frozen_stages)  # fmt: skip
+        schedule.apply(groups, 0, training=self.training)
+        return schedule
+
+    def train(self, mode: bool = True) -> BaseTask:
+        """Train/eval mode, frozen batch norms kept in eval (:mod:`visionsuite.backbones.freezing`)."""
+        super().train(mode)
+        keep_frozen_norms(self)
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        """Freeze/unfreeze for this epoch: derived from the epoch alone, so a resumed run matches."""
+        if self.stage_schedule is not None:
+            self.stage_schedule.apply(self.stage_groups(), self.current_epoch, training=self.training)
+
     # -- the data module ----------------------------------------------------------------------
     @property
     def datamodule(self) -> Any | None:
         """The trainer's data module; ``None`` outside a Trainer (a task built alone, in a tool)."""
-        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(attached_trainer(self), "datamodule", None)
 
     def class_names(self) -> list[str]:
         """The data module's class names, else ``class0`` … ``class{n-1}`` from ``num_classes``
@@ -244,10 +395,79 @@ class BaseTask(LightningModule, ABC):
         std_t = torch.as_tensor(std, device=images.device, dtype=images.dtype).view(view)
         return (images * std_t + mean_t).clamp(0.0, 1.0)
 
+    # -- the pretrained weights' preprocessing ----------------------------------------------------
+    def weights_preprocessing(self, weights: object = None) -> Preprocessing | None:
+        """What the trunk's pretrained weights expect (its ``.preprocessing``, attached where it was
+        built: the suite's table, timm's ``pretrained_cfg``, torchvision's transforms); ``weights``:
+        their name when the trunk was rebuilt without them (a checkpoint loaded outside the Trainer)."""
+        trunk = self.trunk()
+        known = getattr(trunk, "preprocessing", None)
+        backbone = self.hparams.get("backbone")
+        if known is None and weights is not None and backbone is not None:
+            return preprocessing_of(backbone, weights, trunk)
+        return known
+
+    def weights_label(self, weights: object = None) -> str:
+        """How messages name the weights (``efficientnet_lite0 weights 'imagenet'``)."""
+        hp = self.hparams
+        name = hp.get("weights") if weights is None else weights
+        return f"{hp.get('backbone', 'the trunk')} weights {name!r}"
+
+    def align_datamodule(self, dm: Any, weights: object = None, *, warn_mismatch: bool = True) -> None:
+        """Check the data's normalisation (and, with :attr:`compares_input_size`, its size) against
+        the pretrained weights': a normalisation they were not trained with is refused in one line
+        with the values to set, unless ``adopt_weights_preprocessing`` gives ``dm`` theirs (and
+        their input size where the data module resizes its batches on the device: CIFAR-10,
+        (Fashion-)MNIST) or ``keep_data_preprocessing`` keeps the data's (one warning). A size
+        that differs is one warning. ``weights``: see :meth:`weights_preprocessing`; notes are
+        printed once per task, and not at all with ``warn_mismatch=False``. Idempotent."""
+        expected = self.weights_preprocessing(weights)
+        if expected is None or not hasattr(dm, "mean"):
+            return
+        hp = self.hparams
+        if hp.adopt_weights_preprocessing and hp.keep_data_preprocessing:
+            raise ConfigError("adopt_weights_preprocessing and keep_data_preprocessing: set one of them")
+        label = self.weights_label(weights)
+        said = getattr(self, "_preprocessing_said", False) or not warn_mismatch
+        sized = self.compares_input_size and expected.size is not None
+        if hp.adopt_weights_preprocessing:
+            before = _stats_text(tuple(dm.image_size) if sized else None, dm.mean, dm.std)
+            stats = channel_stats(expected, len(dm.mean))
+            dm.mean, dm.std = stats if stats is not None else (dm.mean, dm.std)
+            # stored at a fixed size, and no size asked for: its batches are resized on the device
+            if sized and not getattr(dm, "RESIZABLE", True) and getattr(dm, "hparams", {}).get("image_size") is None:
+                dm.image_size = tuple(expected.size)
+            after = _stats_text(tuple(dm.image_size) if sized else None, dm.mean, dm.std)
+            if not said and after != before:
+                rank_zero_info(f"input preprocessing {before} (the data's) replaced by {after}: the {label}"
+                               " were trained on that input (model.init_args.adopt_weights_preprocessing: true)")
+        normalised = getattr(dm, "normalize", True)
+        mean = tuple(dm.mean) if normalised else (0.0,) * len(dm.mean)
+        std = tuple(dm.std) if normalised else (1.0,) * len(dm.std)
+        size = tuple(getattr(dm, "image_size", None) or expected.size or ()) if sized else None
+        problem = preprocessing_mismatch(expected, size, mean, std)
+        if problem and not hp.adopt_weights_preprocessing and not hp.keep_data_preprocessing and (
+            preprocessing_mismatch(expected, None, mean, std)
+        ):
+            stats = channel_stats(expected, len(mean))
+            fix = _fix_text(stats, normalised)
+            raise ConfigError(f"{label}: {problem}; {fix}, or model.init_args.adopt_weights_preprocessing: true"
+                              " (or keep_data_preprocessing: true to train on the data's)")  # fmt: skip
+        if problem and not said:
+            hint = "set data.init_args.image_size" if hp.adopt_weights_preprocessing else (
+                "model.init_args.keep_data_preprocessing is set" if hp.keep_data_preprocessing
+                else "set model.init_args.adopt_weights_preprocessing: true")  # fmt: skip
+            warn(f"{label}: {problem} ({hint})")
+        self._preprocessing_said = True
+
     # -- data/model agreement ------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Refuse data whose class or channel count disagrees with the model, in one line."""
+        """Refuse data whose class or channel count disagrees with the model, in one line, and data
+        not prepared as the pretrained weights expect (:meth:`align_datamodule`): in every stage, so
+        ``visionsuite test``/``predict`` of a checkpoint prepares images as its fit did."""
         datamodule = self.datamodule
+        if datamodule is not None:
+            self.align_datamodule(datamodule)
         data_classes = getattr(datamodule, "num_classes", None)
         classes = self.expected_data_classes()
         if None not in (data_classes, classes) and stage != "predict" and data_classes != classes:
@@ -277,8 +497,7 @@ class BaseTask(LightningModule, ABC):
     def log_train_step(self, values: dict[str, Tensor], batch: dict[str, Any]) -> None:
         """Log ``train/<name>`` only at the steps the loggers write (``log_every_n_steps``), so the
         value written at step k is the one computed at step k, and no other step pays for it."""
-        connector = self.trainer._logger_connector
-        if not (connector.should_update_logs or self.trainer.fast_dev_run):
+        if not (should_update_logs(self.trainer) or self.trainer.fast_dev_run):
             return
         size = self.batch_size(batch)
         for name, value in values.items():
@@ -343,6 +562,7 @@ class BaseTask(LightningModule, ABC):
         scalars = {k: v for k, v in results.items() if v.numel() == 1}
         if scalars:
             self.log_dict(scalars, prog_bar=stage == "val")
+        self.on_stage_end(stage)
 
     # -- optimisation ----------------------------------------------------------------------
     def make_optimizer(self, params: nn.Module | Iterable[Any], **overrides: Any) -> Optimizer:
@@ -392,9 +612,17 @@ class BaseTask(LightningModule, ABC):
         return lambda: timer.time_elapsed() / total
 
     def optimizer_params(self) -> nn.Module | list[dict[str, Any]]:
-        """What :meth:`configure_optimizers` optimises: the whole task by default; a task with
-        discriminative learning rates returns parameter groups carrying their own ``lr``."""
-        return self
+        """What :meth:`configure_optimizers` optimises: the whole task, or with staged fine-tuning
+        one group per trunk stage carrying its own ``lr`` (then ``head``: the rest, and ``other``:
+        trunk parameters outside every stage, a library backbone's classifier excepted)."""
+        if self.stage_schedule is None:
+            return self
+        hp, trunk, groups = self.hparams, self.trunk(), self.stage_groups()
+        inside = {id(p) for modules in groups.values() for m in modules for p in m.parameters()}
+        head = {id(p) for p in trunk.head.parameters()} if isinstance(trunk, Backbone) else set()
+        rest = [p for p in trunk.parameters() if id(p) not in inside and id(p) not in head]
+        return self.stage_schedule.param_groups(self, groups, rest, hp.lr, hp.weight_decay,
+                                                no_decay_norm_and_bias=hp.no_decay_norm_and_bias)  # fmt: skip
 
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(self.optimizer_params())
@@ -412,11 +640,8 @@ class BaseTask(LightningModule, ABC):
         checkpoint callback. A Trainer built with ``enable_checkpointing=False`` (it then has no
         checkpoint callback at all) gets none from here either: no files written unasked.
         """
-        present = {type(cb) for cb in self.trainer.callbacks}
         wanted = [*self.run_callbacks(None), *self.default_callbacks()]
-        if not self.trainer.checkpoint_callbacks:
-            wanted = [cb for cb in wanted if not isinstance(cb, ModelCheckpoint)]
-        return [cb for cb in wanted if type(cb) not in present]
+        return missing_callbacks(wanted, self.trainer.callbacks, checkpointing=bool(self.trainer.checkpoint_callbacks))
 
     def run_callbacks(self, checkpoint_dir: str | Path | None) -> list[Callback]:
         """Checkpoints (best on ``monitor`` when set, and ``last.ckpt``), the divergence guard and
@@ -428,5 +653,29 @@ class BaseTask(LightningModule, ABC):
         ]  # fmt: skip
 
     def default_callbacks(self) -> list[Callback]:
-        """Callbacks for the running stage only (subclasses add figures, prediction files)."""
-        return []
+        """Callbacks for the running stage only: the figure logger where :attr:`figure_functions`
+        asks for it, and :meth:`prediction_writer` for ``predict`` (every callback costs a few µs
+        per hook per step, so nothing a stage does not use)."""
+        fn = self.trainer.state.fn
+        callbacks: list[Callback] = [FigureLogger()] if fn in self.figure_functions else []
+        writer = self.prediction_writer() if fn == "predict" else None
+        return [*callbacks, writer] if writer is not None else callbacks
+
+    def prediction_writer(self) -> Callback | None:
+        """The callback that writes ``predict``'s files (CSV rows, masks, boxes); ``None``: none."""
+        return None
+
+
+def _stats_text(size: tuple[int, ...] | None, mean: Any, std: Any) -> str:
+    """``128x128 mean=(0.485, …) std=(0.229, …)``: an input preprocessing, as the notes print it."""
+    shown = "" if size is None else f"{size[0]}x{size[1]} "
+    return f"{shown}mean={tuple(round(float(m), 4) for m in mean)} std={tuple(round(float(v), 4) for v in std)}"
+
+
+def _fix_text(stats: tuple[tuple[float, ...], tuple[float, ...]] | None, normalised: bool) -> str:
+    """``set data.init_args.mean: [0.5], data.init_args.std: [0.5]`` for the weights' statistics."""
+    if stats is None:
+        return "normalise the data as the weights were trained"
+    fmt = lambda v: "[" + ", ".join(f"{x:.4g}" for x in v) + "]"  # noqa: E731
+    return (f"set data.init_args.mean: {fmt(stats[0])}, data.init_args.std: {fmt(stats[1])}"
+            + ("" if normalised else ", data.init_args.normalize: true"))  # fmt: skip

@@ -13,9 +13,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from visionsuite.backbones import create_backbone
 from visionsuite.models.test_time import TestTimeAugmentation, tta_logits
-from visionsuite.outputs import FigureLogger, PredictionCSVWriter
+from visionsuite.outputs import PredictionCSVWriter
 from visionsuite.tasks.base import BaseTask, StepOutput
-from visionsuite.tasks.finetuning import FineTuneSchedule, Regime
+from visionsuite.tasks.finetuning import Regime
 
 #: training images a data-initialised first layer is computed from (airbench: 5,000).
 DATA_INIT_IMAGES = 5000
@@ -30,10 +30,13 @@ class ClassificationTask(BaseTask):
 
     evaluation_options = BaseTask.evaluation_options | {"num_sample_images", "test_time_augmentation", "compile_mode"}
     training_options = BaseTask.training_options | {
-        "weights", "freeze_backbone", "finetune", "top_stages", "unfreeze_at", "backbone_lr_mult",
-        "stage_lr_decay", "label_smoothing", "aux_loss_weight", "ema_decay", "ema_warmup",
+        "weights", "freeze_backbone", "finetune", "top_stages", "label_smoothing", "aux_loss_weight",
+        "ema_decay", "ema_warmup",
     }  # fmt: skip
 
+    #: the weights' input size is compared with the data's (and adopted, where the data resizes on the device).
+    compares_input_size = True
+    figure_functions = frozenset({"test"})  # the sample grid and the confusion matrix
     monitor = "val/acc"
     mode = "max"
     headline_format = "{:.2%}"
@@ -49,10 +52,6 @@ class ClassificationTask(BaseTask):
         freeze_backbone: bool = False,
         finetune: Regime = "full",
         top_stages: int = 1,
-        unfreeze_at: dict[int, list[str]] | None = None,
-        backbone_lr_mult: float = 1.0,
-        stage_lr_decay: float = 1.0,
-        adopt_weights_preprocessing: bool = False,
         label_smoothing: float = 0.0,
         aux_loss_weight: float = 0.3,
         ema_decay: float = 0.0,
@@ -76,13 +75,8 @@ class ClassificationTask(BaseTask):
                 trains) or ``top_stages`` (the top ``top_stages`` stages and the head); frozen
                 stages keep their batch-norm statistics (see :mod:`visionsuite.tasks.finetuning`).
             top_stages: how many of the top backbone stages train with ``finetune: top_stages``.
-            unfreeze_at: ``{epoch: [stage, …]}``: stages that start training at that epoch
-                (gradual unfreezing); survives a resume from ``last.ckpt``.
-            backbone_lr_mult: backbone learning rate = ``lr`` × this (the head keeps ``lr``).
-            stage_lr_decay: each stage below the top gets this factor once more (discriminative
-                learning rates; 1.0: the same rate for every stage).
-            adopt_weights_preprocessing: at fit start, give the data module the normalisation
-                the pretrained weights were trained with (otherwise a mismatch is only warned about).
+                ``frozen_stages``, ``unfreeze_at``, ``backbone_lr_mult`` and ``stage_lr_decay``
+                are :class:`BaseTask`'s, shared with segmentation and detection.
             label_smoothing: cross-entropy label smoothing.
             aux_loss_weight: weight of auxiliary classifier losses (GoogLeNet) during training.
             ema_decay: keep an exponential moving average of all weights with this decay (e.g.
@@ -114,26 +108,13 @@ class ClassificationTask(BaseTask):
             weights=hp.weights,
             **(hp.backbone_options or {}),
         )
-        stages = tuple(n for n in getattr(self.model, "stage_names", ["head"]) if n != "head")
-        regime = "linear_probe" if hp.freeze_backbone else hp.finetune
-        self.schedule = FineTuneSchedule(
-            stages, regime, hp.top_stages, dict(hp.unfreeze_at or {}), hp.backbone_lr_mult, hp.stage_lr_decay
-        )
-        if self.staged:
-            self.schedule.apply(self.model, 0)
 
-    @property
-    def staged(self) -> bool:
-        """Whether the optimiser gets one group per stage (any regime other than plain ``full``)."""
-        s = self.schedule
-        return s.regime != "full" or bool(s.unfreeze_at) or s.backbone_lr_mult != 1 or s.stage_lr_decay != 1
+    def trunk(self) -> nn.Module:
+        """The backbone: its stages are what the fine-tuning options address (the head always trains)."""
+        return self.model
 
-    def optimizer_params(self) -> Any:
-        """One group per stage (its own learning rate) when fine-tuning is staged."""
-        if not self.staged:
-            return super().optimizer_params()
-        hp = self.hparams
-        return self.schedule.param_groups(self.model, hp.lr, hp.weight_decay, no_decay_norm_and_bias=hp.no_decay_norm_and_bias)
+    def finetune_regime(self) -> tuple[Regime, int]:
+        return ("linear_probe" if self.hparams.freeze_backbone else self.hparams.finetune), self.hparams.top_stages
 
     def on_fit_start(self) -> None:
         """Backbones whose first layer is set from data (airbench's whitening) get the first
@@ -147,18 +128,9 @@ class ClassificationTask(BaseTask):
         self.model.init_from_images(batch["image"].to(self.device))
         rank_zero_info(f"{self.hparams.backbone}: first layer set from {n} training images (patch whitening)")
 
-    def on_train_epoch_start(self) -> None:
-        """Freeze/unfreeze for this epoch: derived from the epoch alone, so a resumed run matches."""
-        if self.staged:
-            self.schedule.apply(self.model, self.current_epoch)
-
     def setup(self, stage: str) -> None:
-        """The base checks, then the weights' preprocessing (:meth:`align_datamodule`): in every
-        stage, so ``visionsuite test``/``predict`` of a checkpoint prepares images as its fit did."""
+        """The base checks (the weights' preprocessing among them), then ``compile_mode``."""
         super().setup(stage)
-        dm = self.datamodule
-        if dm is not None:
-            self.align_datamodule(dm)
         self.compile_network()
 
     def compile_network(self) -> None:
@@ -169,42 +141,6 @@ class ClassificationTask(BaseTask):
         self.model.compile(mode=mode)
         self._compiled = True
         rank_zero_info(f"{self.hparams.backbone}: torch.compile mode={mode} (the first steps compile)")
-
-    def align_datamodule(self, dm: Any, weights: object = None, *, warn_mismatch: bool = True) -> None:
-        """One warning line when the data's size or normalisation is not the pretrained weights'
-        (or, with ``adopt_weights_preprocessing``, give ``dm`` their mean/std, and their input
-        size where the data module resizes its batches on the device: CIFAR-10, (Fashion-)MNIST).
-        ``weights``: the weights' name when ``hparams.weights`` no longer holds it (a checkpoint
-        loaded outside the Trainer). Idempotent; the warning is printed once per task."""
-        from visionsuite.backbones.preprocessing import (
-            channel_stats,
-            preprocessing_mismatch,
-            weights_preprocessing,
-        )
-        from visionsuite.core.notes import warn
-
-        weights = self.hparams.weights if weights is None else weights
-        expected = weights_preprocessing(self.hparams.backbone, weights, self.model)
-        if expected is None or not hasattr(dm, "mean"):
-            return
-        said = getattr(self, "_preprocessing_said", False)
-        if self.hparams.adopt_weights_preprocessing:
-            before = _stats_text(tuple(dm.image_size), dm.mean, dm.std)
-            stats = channel_stats(expected, len(dm.mean))
-            dm.mean, dm.std = stats if stats is not None else (dm.mean, dm.std)
-            # stored at a fixed size, and no size asked for: its batches are resized on the device
-            if not getattr(dm, "RESIZABLE", True) and getattr(dm, "hparams", {}).get("image_size") is None:
-                dm.image_size = tuple(expected.size)
-            after = _stats_text(tuple(dm.image_size), dm.mean, dm.std)
-            if not said and warn_mismatch and after != before:
-                rank_zero_info(f"input preprocessing {before} (the data's) replaced by {after}: the {self.hparams.backbone}"
-                               f" weights were trained on that input (model.init_args.adopt_weights_preprocessing: true)")
-        size = tuple(getattr(dm, "image_size", expected.size))
-        problem = preprocessing_mismatch(expected, size, tuple(dm.mean), tuple(dm.std))
-        if problem and warn_mismatch and not said:
-            hint = "set data.init_args.image_size" if self.hparams.adopt_weights_preprocessing else "set model.init_args.adopt_weights_preprocessing: true"
-            warn(f"{self.hparams.backbone} weights {weights!r}: {problem} ({hint})")
-        self._preprocessing_said = True
 
     def configure_losses(self) -> None:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
@@ -239,27 +175,28 @@ class ClassificationTask(BaseTask):
             callbacks.append(WeightEMA(self.hparams.ema_decay, warmup=self.hparams.ema_warmup))
         return callbacks
 
-    def default_callbacks(self) -> list[Callback]:
-        # only what the running stage uses: every callback costs a few µs per hook per step
-        extras: list[Callback] = []
-        if self.trainer.testing:
-            extras.append(FigureLogger())
-        if self.trainer.predicting:
-            extras.append(PredictionCSVWriter())
-        return [*super().default_callbacks(), *extras]
+    def prediction_writer(self) -> Callback:
+        return PredictionCSVWriter()
 
     # -- steps -----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
         return out[0] if isinstance(out, tuple) else out
 
-    def evaluation_logits(self, x: Tensor) -> Tensor:
-        """The logits ``test`` and ``predict`` score: under ``test_time_augmentation``."""
-        return tta_logits(self, x, self.hparams.test_time_augmentation)
+    def inference(self, images: Tensor) -> Tensor | tuple[Tensor, ...]:
+        """The network's logits (in training, GoogLeNet's auxiliary ones too)."""
+        return self.model(images)
+
+    def uses_test_time_augmentation(self) -> bool:
+        return self.hparams.test_time_augmentation != "none"
+
+    def augmented_inference(self, images: Tensor) -> Tensor:
+        """The mean logits over ``test_time_augmentation``'s views (:mod:`visionsuite.models.test_time`)."""
+        return tta_logits(self, images, self.hparams.test_time_augmentation)
 
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
         x, y = batch["image"], batch["label"]
-        out = self.evaluation_logits(x) if stage == "test" else self.model(x)
+        out = self.evaluation_output(x, stage)
         if isinstance(out, tuple):  # main logits + auxiliary classifiers (GoogLeNet, training only)
             logits, aux = out[0], out[1:]
             loss = self.criterion(logits, y) + self.hparams.aux_loss_weight * sum(self.criterion(a, y) for a in aux)
@@ -287,11 +224,8 @@ class ClassificationTask(BaseTask):
         return pictures
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        probs = torch.softmax(self.evaluation_logits(batch["image"]), dim=1)
+        out = self.evaluation_output(batch["image"], "predict")
+        probs = torch.softmax(out[0] if isinstance(out, tuple) else out, dim=1)
         prob, pred = probs.max(dim=1)
         return {"paths": list(batch["path"]), "pred": pred.cpu(), "prob": prob.cpu()}
 
-
-def _stats_text(size: tuple[int, ...], mean: Any, std: Any) -> str:
-    """``128x128 mean=(0.485, …) std=(0.229, …)``: an input preprocessing, as the notes print it."""
-    return f"{size[0]}x{size[1]} mean={tuple(round(float(m), 4) for m in mean)} std={tuple(round(float(v), 4) for v in std)}"

@@ -8,7 +8,6 @@ batch pixels, and the task turns them into per-image targets once per batch.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +15,6 @@ from lightning.pytorch import Callback
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visionsuite.core.atomic import write_text_atomic
 from visionsuite.backbones.fpn import ExtraBlock, backbone_with_fpn
 from visionsuite.data.batch import BBOX_LABEL, BBOX_XYXY, IMAGE
 from visionsuite.errors import ConfigError
@@ -27,7 +25,6 @@ from visionsuite.models.detection.detector import (
 )
 from visionsuite.models.detection.flip import merge_flipped
 from visionsuite.models.detection.metrics import detection_metrics, summarize
-from visionsuite.outputs import FigureLogger
 from visionsuite.outputs.detection_pictures import draw_detections, wandb_boxes
 from visionsuite.outputs.detection_writer import DetectionPredictionWriter
 from visionsuite.outputs.images import AnnotatedImage
@@ -43,6 +40,7 @@ class DetectionTask(BaseTask):
 
     monitor = "val/map"
     mode = "max"
+    computes_train_metrics = False  # a detector in training mode returns losses only
     evaluation_options = BaseTask.evaluation_options | {
         "score_thresh", "nms_thresh", "detections_per_img", "num_sample_images", "test_time_flip",
     }  # fmt: skip
@@ -159,6 +157,15 @@ class DetectionTask(BaseTask):
         #: classes the head's classifier is built with (the background included where it has one).
         self.head_classes = head_num_classes(hp.head, hp.num_classes)
 
+    def trunk(self) -> torch.nn.Module | None:
+        """The backbone under the FPN (a torchvision detector's ``backbone.body``): what
+        ``frozen_stages`` and ``backbone_lr_mult`` address. A whole torchvision detector with
+        ``detector_weights`` comes with the stages torchvision freezes (its ``trainable_backbone_layers=3``);
+        ``frozen_stages`` freezes the first N on top of those, it never unfreezes them."""
+        backbone = getattr(self.detector.model, "backbone", None)
+        body = getattr(backbone, "body", None)
+        return body if isinstance(body, torch.nn.Module) else None
+
     def _configure_whole_detector(self) -> None:
         """``detector``: torchvision's whole detector (:mod:`visionsuite.models.detection.pretrained`),
         with ``detector_weights`` loaded into all but its class rows, which :meth:`setup` takes by name."""
@@ -198,9 +205,6 @@ class DetectionTask(BaseTask):
         return MetricCollection({"map": detection_metrics(max_detections=self.hparams.detections_per_img)})
 
     def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
-        # a detector in training mode returns losses only: no training metrics
-        if stage == "train":
-            return None
         metrics = super().stage_metrics(stage, template)
         if stage == "test" and metrics is not None and template is not None:  # the data of figures("test")
             from visionsuite.models.detection.confusion import (
@@ -252,14 +256,8 @@ class DetectionTask(BaseTask):
         if note:
             rank_zero_info(note)
 
-    def default_callbacks(self) -> list[Callback]:
-        extras: list[Callback] = []
-        fn = self.trainer.state.fn
-        if fn in ("fit", "validate", "test"):  # overlays after each validation and at test
-            extras.append(FigureLogger())
-        if fn == "predict":
-            extras.append(DetectionPredictionWriter())
-        return [*super().default_callbacks(), *extras]
+    def prediction_writer(self) -> Callback:
+        return DetectionPredictionWriter()
 
     # -- steps -----------------------------------------------------------------------------
     def build_targets(self, batch: dict[str, Any]) -> Targets:
@@ -270,24 +268,33 @@ class DetectionTask(BaseTask):
         """Detections per image: ``{"boxes" (batch pixels, xyxy), "scores", "labels" (0..K-1)}``."""
         return self.detector(images)
 
+    def inference(self, images: Tensor) -> Targets:
+        return self.detector(images)
+
+    def uses_test_time_augmentation(self) -> bool:
+        return bool(self.hparams.test_time_flip)
+
+    def augmented_inference(self, images: Tensor) -> Targets:
+        """The detections of ``images`` and of their mirror images, fused box by box
+        (:func:`~visionsuite.models.detection.flip.merge_flipped`)."""
+        hp = self.hparams
+        detections, mirrored = self.detector(images), self.detector(images.flip(-1))
+        return merge_flipped(detections, mirrored, images.shape[-1], hp.nms_thresh, hp.detections_per_img)
+
     def detect(self, images: Tensor, flip: bool = False) -> Targets:
         """Detections per image; with ``flip``, those of ``images`` and of their mirror images fused."""
-        detections = self.detector(images)
-        if not flip:
-            return detections
-        mirrored = self.detector(images.flip(-1))
-        hp = self.hparams
-        return merge_flipped(detections, mirrored, images.shape[-1], hp.nms_thresh, hp.detections_per_img)
+        return self.augmented_inference(images) if flip else self.inference(images)
 
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
         targets = self.build_targets(batch)
         if self.detector.training:
             losses = self.detector(batch[IMAGE], [t["boxes"] for t in targets], [t["labels"] for t in targets])
             return StepOutput(sum(losses.values()), terms=losses)
-        return StepOutput(None, self.detect(batch[IMAGE], flip=stage == "test" and self.hparams.test_time_flip), targets)
+        return StepOutput(None, self.evaluation_output(batch[IMAGE], stage), targets)
 
-    def _end_epoch(self, stage: str, metrics: MetricCollection | None) -> None:
-        super()._end_epoch(stage, metrics)
+    def on_stage_end(self, stage: str) -> None:
+        """Keep the IoU-.5 precision curves of the test's table, log AP per class, and after test
+        write the per-class AP table (``per_class_ap.md``, W&B, TensorBoard)."""
         results = self.stage_results.get(stage, {})
         if stage == "test" and "test/precision" in results:  # keep the IoU-.5 curves of the T x R x K x A x M table
             from visionsuite.models.detection.confusion import precision_at_50
@@ -301,11 +308,13 @@ class DetectionTask(BaseTask):
         per_class = {k: v for k, v in summarize(raw, self.class_names()).items() if k.startswith("ap/")}
         if per_class:
             self.log_dict({f"{stage}/{k}": v for k, v in per_class.items()})
-        if stage == "test" and self._trainer is not None and self.trainer.is_global_zero:
-            self.write_per_class_table(Path(self.trainer.default_root_dir) / "per_class_ap.md", raw)
+        if stage == "test":
+            rows, text = self.per_class_table(raw)
+            self.write_table(stage, "per_class_ap", ["class", "AP@[.5:.95]"], rows, text)
 
-    def write_per_class_table(self, path: Path, results: dict[str, Tensor]) -> Path:
-        """A Markdown table of AP@[.5:.95] per class (classes without test boxes marked ``-``)."""
+    def per_class_table(self, results: dict[str, Tensor]) -> tuple[list[list[str]], str]:
+        """AP@[.5:.95] per class (classes without test boxes marked ``-``): the rows, and the
+        Markdown table with mAP, mAP@.5 and mAP@.75 below them."""
         names = self.class_names()
         ap = dict.fromkeys(names, "-")
         per_class, classes = results.get("map_per_class"), results.get("classes")
@@ -316,8 +325,7 @@ class DetectionTask(BaseTask):
         lines = ["| class | AP@[.5:.95] |", "|---|---|", *(f"| {n} | {v} |" for n, v in ap.items())]
         lines.append(f"| **all (mAP)** | {float(results['map']):.4f} |")
         lines.append(f"\nmAP@.5 {float(results['map_50']):.4f}, mAP@.75 {float(results['map_75']):.4f}\n")
-        write_text_atomic(path, "\n".join(lines))
-        return path
+        return [[n, v] for n, v in ap.items()], "\n".join(lines)
 
     # -- pictures and predictions ----------------------------------------------------------
     def display_images(self, images: Tensor) -> Tensor:
@@ -356,7 +364,7 @@ class DetectionTask(BaseTask):
         return pictures
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        found = self.detect(batch[IMAGE], flip=self.hparams.test_time_flip)
+        found = self.evaluation_output(batch[IMAGE], "predict")
         detections = [{k: v.detach().cpu() for k, v in d.items()} for d in found]
         return {"paths": list(batch["path"]), "detections": detections, "images": self.display_images(batch[IMAGE].cpu())}
 

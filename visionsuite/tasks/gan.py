@@ -120,8 +120,7 @@ class GANTask(GenerativeTask):
             **kwargs: other optimisation and checkpointing options of :class:`BaseTask`
                 (``scheduler`` must stay ``none``).
         """
-        if loss not in GAN_LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(GAN_LOSSES)}, got {loss!r}")
+        GAN_LOSSES[loss]  # an unknown name: the nearest one suggested
         if n_critic < 1:
             raise ConfigError(f"n_critic must be ≥ 1, got {n_critic}")
         if kwargs.get("scheduler", "none") != "none":
@@ -178,7 +177,7 @@ class GANTask(GenerativeTask):
         d_loss = discriminator_loss(hp.loss, self.discriminator(real, labels), self.discriminator(fake, labels))
         losses = {"d_loss": d_loss}
         d_total = d_loss
-        if hp.loss == "wasserstein" and hp.gp_weight > 0:
+        if GAN_LOSSES[hp.loss].critic and hp.gp_weight > 0:
             gp = gradient_penalty(lambda t: self.discriminator(t, labels), real, fake)
             losses["gp"] = gp
             d_total = d_loss + hp.gp_weight * gp
@@ -197,7 +196,7 @@ class GANTask(GenerativeTask):
             if self.generator_ema is not None:
                 self.generator_ema.update_parameters(self.generator)
             losses["g_loss"] = g_loss
-            if hp.loss != "wasserstein" and self.d_wins.update(float(d_loss.detach()), float(g_loss.detach())):
+            if not GAN_LOSSES[hp.loss].critic and self.d_wins.update(float(d_loss.detach()), float(g_loss.detach())):
                 rank_zero_warn(self.d_wins.message(self.global_step))
         self.last_losses = {k: v.detach() for k, v in losses.items()}  # what the divergence guard checks
         self.log_train_step(self.last_losses, batch)
@@ -292,9 +291,9 @@ class GANTask(GenerativeTask):
             images = to_unit(sampler(self.fixed_z, labels))
         return pictures.image_grid(images, nrow=8)
 
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if not self.trainer.sanity_checking:
+    def on_stage_end(self, stage: str) -> None:
+        super().on_stage_end(stage)
+        if stage == "val" and not self.trainer.sanity_checking:
             self.sample_frames.append(self.fixed_noise_grid())
 
     def figures(self, stage: str) -> dict[str, Any]:

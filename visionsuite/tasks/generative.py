@@ -12,15 +12,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback
 from torch import Tensor
 from torchmetrics import MetricCollection
 
 from visionsuite.errors import ConfigError
 from visionsuite.models.generative import (
-    MLPVAE,
     ConvAutoencoder,
-    ConvVAE,
     VAEOutput,
     corrupt,
     kl_weight,
@@ -33,7 +30,7 @@ from visionsuite.models.generative.metrics import (
     update_reconstruction,
 )
 from visionsuite.models.generative.noise import check_noise
-from visionsuite.outputs import FigureLogger
+from visionsuite.models.generative.vae import VAE_ARCHS
 from visionsuite.outputs import generative_pictures as pictures
 from visionsuite.outputs.figures import titled_picture
 from visionsuite.tasks.base import BaseTask, StepOutput
@@ -46,6 +43,9 @@ EVAL_SEED = 1234
 class GenerativeTask(BaseTask):
     """What the generative tasks share: [0, 1] pixels from the data module's batches, a seeded
     evaluation noise source, and the figure callback at every validation and test."""
+
+    #: reconstructions and samples are drawn in every stage, ``predict`` too
+    figure_functions = frozenset({"fit", "validate", "test", "predict"})
 
     def expected_data_classes(self) -> int | None:
         return None  # unconditional models work on any labelled data; GANTask checks its conditional_classes
@@ -66,18 +66,14 @@ class GenerativeTask(BaseTask):
         """The batch's images as [0, 1] pixels (the data module's normalisation undone)."""
         return self.display_pixels(images)
 
-    def on_validation_epoch_start(self) -> None:
-        self.eval_generator = torch.Generator(device=self.device).manual_seed(EVAL_SEED)
-
-    def on_test_epoch_start(self) -> None:
+    def on_stage_start(self, stage: str) -> None:
+        """Every evaluation draws the same noise (:data:`EVAL_SEED`), so figures and metrics compare."""
         self.eval_generator = torch.Generator(device=self.device).manual_seed(EVAL_SEED)
 
     def noise_source(self, stage: str) -> torch.Generator | None:
         """The seeded generator in evaluation, the global RNG in training."""
         return None if stage == "train" else getattr(self, "eval_generator", None)
 
-    def default_callbacks(self) -> list[Callback]:
-        return [*super().default_callbacks(), FigureLogger()]
 
 
 def as_figure(image: Tensor, title: str) -> Any:
@@ -105,6 +101,8 @@ class _Eval:
 class AutoencoderTask(GenerativeTask):
     """A convolutional autoencoder (optionally denoising) trained on pixel MSE; MSE and PSNR reported,
     the best checkpoint chosen on validation MSE."""
+
+    computes_train_metrics = False  # the loss is the training MSE
 
     monitor = "val/mse"
     mode = "min"
@@ -157,9 +155,6 @@ class AutoencoderTask(GenerativeTask):
 
     def configure_metrics(self) -> MetricCollection:
         return reconstruction_metrics()
-
-    def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
-        return None if stage == "train" else super().stage_metrics(stage, template)  # the loss is the train MSE
 
     def update_metrics(self, metrics: MetricCollection, out: StepOutput, batch: dict[str, Any]) -> None:
         update_reconstruction(metrics, out.preds, out.target)
@@ -265,22 +260,18 @@ class VAETask(GenerativeTask):
             scatter_points: 2-D latent: how many evaluation images the latent scatter shows.
             **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
         """
-        if arch not in ("conv", "mlp"):
-            raise ConfigError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+        VAE_ARCHS[arch]  # an unknown name: the nearest one suggested
         if beta < 0 or kl_warmup_steps < 0:
             raise ConfigError(f"beta and kl_warmup_steps must be ≥ 0, got {beta} and {kl_warmup_steps}")
         super().__init__(**kwargs)
 
     def configure_models(self) -> None:
         hp = self.hparams
-        common = {"latent_dim": hp.latent_dim, "likelihood": hp.likelihood, "sigma": hp.sigma, "learn_sigma": hp.learn_sigma}
-        if hp.arch == "conv":
-            self.model = ConvVAE(
-                hp.in_chans, hp.img_size, widths=hp.widths, depth=hp.depth, norm=hp.norm,
-                activation=hp.activation or "relu", upsample=hp.upsample, fc_hidden=hp.fc_hidden, **common,
-            )
-        else:
-            self.model = MLPVAE(hp.in_chans, hp.img_size, hidden=hp.hidden, activation=hp.activation or "tanh", **common)
+        self.model = VAE_ARCHS[hp.arch](
+            hp.in_chans, hp.img_size, latent_dim=hp.latent_dim, likelihood=hp.likelihood, sigma=hp.sigma,
+            learn_sigma=hp.learn_sigma, widths=hp.widths, depth=hp.depth, norm=hp.norm, activation=hp.activation,
+            upsample=hp.upsample, fc_hidden=hp.fc_hidden, hidden=hp.hidden,
+        )  # fmt: skip
         # the prior samples drawn at every validation: the same z each time, saved with the weights
         fixed = torch.randn(hp.num_sample_images, hp.latent_dim, generator=torch.Generator().manual_seed(EVAL_SEED))
         self.register_buffer("fixed_z", fixed)
@@ -315,12 +306,8 @@ class VAETask(GenerativeTask):
         if self.hparams.latent_dim == 2 and labels is not None and held < self.hparams.scatter_points:
             self._latents.append((mu.detach().cpu(), labels.detach().cpu()))
 
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self._latents = []
-
-    def on_test_epoch_start(self) -> None:
-        super().on_test_epoch_start()
+    def on_stage_start(self, stage: str) -> None:
+        super().on_stage_start(stage)
         self._latents = []
 
     def figures(self, stage: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -17,8 +17,9 @@ from torch.optim import Optimizer, lr_scheduler
 from visionsuite.core.registry import Registry
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+#: the schedules' names for the CLI parser (its check and its ``--help``); the names themselves come
+#: from :data:`SCHEDULERS` (``tests/test_optim.py`` checks the two agree).
 SchedulerName = Literal["none", "multistep", "cosine", "cosine_time", "onecycle", "triangular", "plateau"]
-SCHEDULERS = ", ".join(get_args(SchedulerName))
 
 
 def param_groups(
@@ -143,27 +144,58 @@ def build_scheduler(
     ``cosine_time`` needs ``budget_clock``: a callable returning the fraction of the time budget
     spent (:class:`BudgetCosineLR`).
     """
-    if name == "none":
-        return None
-    if name == "multistep":
-        sched = lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
-        return {"scheduler": sched, "interval": "epoch"}
-    if name == "cosine":
-        sched = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs))
-        return {"scheduler": sched, "interval": "epoch"}
-    if name == "cosine_time":
-        if budget_clock is None:
-            raise ValueError("scheduler cosine_time needs a time budget (budget_clock)")
-        return {"scheduler": BudgetCosineLR(optimizer, budget_clock, warmup_pct), "interval": "step"}
-    if name == "onecycle":
-        max_lrs = [g["lr"] for g in optimizer.param_groups]
-        sched = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=max(1, total_steps), pct_start=warmup_pct)
-        return {"scheduler": sched, "interval": "step"}
-    if name == "triangular":
-        total = max(1, total_steps)
-        sched = lr_scheduler.LambdaLR(optimizer, lambda step: triangular_factor(step, total, warmup_pct))
-        return {"scheduler": sched, "interval": "step"}
-    if name == "plateau":
-        sched = lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=gamma, patience=patience)
-        return {"scheduler": sched, "interval": "epoch", "monitor": monitor}
-    raise ValueError(f"Unknown scheduler {name!r}; choose one of: {SCHEDULERS}")
+    options = {"max_epochs": max_epochs, "total_steps": total_steps, "milestones": milestones, "gamma": gamma,
+               "monitor": monitor, "mode": mode, "patience": patience, "warmup_pct": warmup_pct,
+               "budget_clock": budget_clock}  # fmt: skip
+    return SCHEDULERS[name](optimizer, **options)
+
+
+#: every learning-rate schedule by name (``visionsuite list schedulers``); each takes the options
+#: it uses and returns Lightning's ``lr_scheduler`` dict (``None``: a constant rate).
+SCHEDULERS: Registry[Callable[..., dict[str, Any] | None]] = Registry("scheduler")
+
+
+@SCHEDULERS.register("none")
+def _constant(optimizer: Optimizer, **_: Any) -> None:
+    return None
+
+
+@SCHEDULERS.register("multistep")
+def _multistep(optimizer: Optimizer, *, milestones: Sequence[int], gamma: float, **_: Any) -> dict[str, Any]:
+    sched = lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
+    return {"scheduler": sched, "interval": "epoch"}
+
+
+@SCHEDULERS.register("cosine")
+def _cosine(optimizer: Optimizer, *, max_epochs: int, **_: Any) -> dict[str, Any]:
+    sched = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs))
+    return {"scheduler": sched, "interval": "epoch"}
+
+
+@SCHEDULERS.register("cosine_time")
+def _cosine_time(
+    optimizer: Optimizer, *, budget_clock: Callable[[], float] | None, warmup_pct: float, **_: Any
+) -> dict[str, Any]:
+    if budget_clock is None:
+        raise ValueError("scheduler cosine_time needs a time budget (budget_clock)")
+    return {"scheduler": BudgetCosineLR(optimizer, budget_clock, warmup_pct), "interval": "step"}
+
+
+@SCHEDULERS.register("onecycle")
+def _onecycle(optimizer: Optimizer, *, total_steps: int, warmup_pct: float, **_: Any) -> dict[str, Any]:
+    max_lrs = [g["lr"] for g in optimizer.param_groups]
+    sched = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=max(1, total_steps), pct_start=warmup_pct)
+    return {"scheduler": sched, "interval": "step"}
+
+
+@SCHEDULERS.register("triangular")
+def _triangular(optimizer: Optimizer, *, total_steps: int, warmup_pct: float, **_: Any) -> dict[str, Any]:
+    total = max(1, total_steps)
+    sched = lr_scheduler.LambdaLR(optimizer, lambda step: triangular_factor(step, total, warmup_pct))
+    return {"scheduler": sched, "interval": "step"}
+
+
+@SCHEDULERS.register("plateau")
+def _plateau(optimizer: Optimizer, *, monitor: str, mode: str, gamma: float, patience: int, **_: Any) -> dict[str, Any]:
+    sched = lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=gamma, patience=patience)
+    return {"scheduler": sched, "interval": "epoch", "monitor": monitor}

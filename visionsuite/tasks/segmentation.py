@@ -4,28 +4,23 @@ paper's metrics (global accuracy, class-average accuracy, mIoU, per-class IoU; v
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchmetrics import MetricCollection
 
-from visionsuite.core.atomic import write_text_atomic
+from visionsuite.core.options import check_arguments
 from visionsuite.errors import ConfigError
 from visionsuite.models.segmentation import (
     build_loss,
     build_segmentation_model,
-    freeze_encoder_stages,
     median_frequency_weights,
     segmentation_metrics,
 )
-from visionsuite.outputs import FigureLogger, MaskOverlay, SegmentationMaskWriter
+from visionsuite.outputs import MaskOverlay, SegmentationMaskWriter
 from visionsuite.tasks.base import BaseTask, StepOutput
-from visionsuite.tasks.optim import param_groups
 
 #: the file the test stage writes into the run folder.
 IOU_TABLE = "per_class_iou.md"
@@ -38,10 +33,15 @@ class SegmentationTask(BaseTask):
     mode = "max"
     headline_format = "{:.2%}"
     target_key = "mask"
+    # no training metrics: a confusion matrix over every training pixel would cost a noticeable
+    # share of a step; validation gives the numbers that select the model
+    computes_train_metrics = False
     evaluation_options = BaseTask.evaluation_options | {"test_time_flip", "num_overlay_images", "palette"}
     training_options = BaseTask.training_options | {
         "loss", "loss_options", "class_weights", "encoder_lr_mult", "frozen_encoder_stages",
     }  # fmt: skip
+    #: the options this task named before :class:`BaseTask` shared them (old configs and checkpoints).
+    ALIASES: ClassVar[dict[str, tuple[str, float]]] = {"encoder_lr_mult": ("backbone_lr_mult", 1.0), "frozen_encoder_stages": ("frozen_stages", 0)}
 
     def __init__(
         self,
@@ -78,21 +78,24 @@ class SegmentationTask(BaseTask):
                 and its mirror image (flip test-time augmentation, as mmsegmentation's
                 ``flip=True``): two forward passes per image for a steadier mask. Validation,
                 which selects the checkpoint, keeps one pass.
-            encoder_lr_mult: the encoder's learning rate = ``lr`` x this (the decoder and head
-                keep ``lr``): discriminative fine-tuning of a pretrained encoder; 0 freezes its
-                weights (its batch-norm statistics still update).
-            frozen_encoder_stages: freeze the encoder's first N stages (stage 1 ends at its
-                first feature map, stem included): no gradients, fixed batch-norm statistics, and
-                no backward through them – faster steps, the pretrained low-level filters kept
-                (see :mod:`~visionsuite.models.segmentation.frozen_stages`).
-            **kwargs: optimisation and checkpointing options of :class:`BaseTask`.
+            encoder_lr_mult: the earlier name of :class:`BaseTask`'s ``backbone_lr_mult`` (here:
+                the encoder's learning rate = ``lr`` x this), still read.
+            frozen_encoder_stages: the earlier name of :class:`BaseTask`'s ``frozen_stages`` (here:
+                the encoder's first N stages), still read.
+            **kwargs: optimisation, fine-tuning (``frozen_stages``, ``backbone_lr_mult``, …; the
+                trunk is the encoder) and checkpointing options of :class:`BaseTask`.
         """
         if isinstance(class_weights, str) and class_weights not in ("none", "median_frequency"):
             raise ConfigError(f"class_weights must be none, median_frequency or a list, got {class_weights!r}")
         if isinstance(class_weights, list) and len(class_weights) != num_classes:
             raise ConfigError(f"class_weights has {len(class_weights)} values for {num_classes} classes")
-        if encoder_lr_mult < 0:
-            raise ConfigError(f"encoder_lr_mult must be >= 0, got {encoder_lr_mult}")
+        for old, value in (("encoder_lr_mult", encoder_lr_mult), ("frozen_encoder_stages", frozen_encoder_stages)):
+            new, default = self.ALIASES[old]
+            check_arguments(self, {old: value})
+            if value != default:
+                if kwargs.get(new, default) not in (default, value):
+                    raise ConfigError(f"{old}={value} and {new}={kwargs[new]}: give {new} only ({old} is its old name)")
+                kwargs[new] = value
         super().__init__(**kwargs)
 
     # -- parts --------------------------------------------------------------------------------
@@ -101,26 +104,16 @@ class SegmentationTask(BaseTask):
         self.model = build_segmentation_model(
             hp.model, num_classes=hp.num_classes, in_chans=hp.in_chans, **(hp.model_options or {})
         )
-        if hp.frozen_encoder_stages:
-            freeze_encoder_stages(self._encoder(), hp.frozen_encoder_stages)
 
-    def _encoder(self) -> torch.nn.Module:
+    def weights_label(self, weights: object = None) -> str:
+        options = self.hparams.model_options or {}
+        encoder = f" encoder {options['encoder']}" if options.get("encoder") else ""
+        return f"{self.hparams.model}{encoder} weights {options.get('encoder_weights')!r}"
+
+    def trunk(self) -> torch.nn.Module | None:
+        """The encoder: what ``frozen_stages`` and ``backbone_lr_mult`` address."""
         encoder = getattr(self.model, "encoder", None)
-        if not isinstance(encoder, torch.nn.Module):
-            raise ConfigError(f"model {self.hparams.model!r} has no encoder")
-        return encoder
-
-    def optimizer_params(self) -> Any:
-        """The encoder's parameters at ``lr x encoder_lr_mult``, the rest at ``lr``."""
-        hp = self.hparams
-        if hp.encoder_lr_mult == 1:
-            return super().optimizer_params()
-        encoder = self._encoder()
-        inside = {id(p) for p in encoder.parameters()}
-        rest = [p for p in self.parameters() if id(p) not in inside]
-        decay, exempt = hp.weight_decay, hp.no_decay_norm_and_bias
-        return [*param_groups(encoder, decay, no_decay_norm_and_bias=exempt, lr=hp.lr * hp.encoder_lr_mult),
-                *param_groups(rest, decay, no_decay_norm_and_bias=exempt, lr=hp.lr)]  # fmt: skip
+        return encoder if isinstance(encoder, torch.nn.Module) else None
 
     def configure_losses(self) -> None:
         hp = self.hparams
@@ -136,11 +129,6 @@ class SegmentationTask(BaseTask):
 
     def configure_metrics(self) -> MetricCollection:
         return segmentation_metrics(self.hparams.num_classes, self.hparams.ignore_index)
-
-    def stage_metrics(self, stage: str, template: MetricCollection | None) -> MetricCollection | None:
-        # no training metrics: a confusion matrix over every training pixel would cost a
-        # noticeable share of a step; validation gives the numbers that select the model
-        return None if stage == "train" else super().stage_metrics(stage, template)
 
     def setup(self, stage: str) -> None:
         """Check the data's void value; compute median-frequency weights from its training masks."""
@@ -159,30 +147,30 @@ class SegmentationTask(BaseTask):
             masks = train.masks[train.indices]
             self.class_weight.copy_(median_frequency_weights(masks, self.hparams.num_classes, self.hparams.ignore_index))
 
-    def default_callbacks(self) -> list[Callback]:
-        extras: list[Callback] = []
-        if self.trainer.state.fn in ("fit", "validate", "test"):
-            extras.append(FigureLogger())  # overlays after every validation, and after test
-        if self.trainer.predicting:
-            extras.append(SegmentationMaskWriter())
-        return [*super().default_callbacks(), *extras]
+    def prediction_writer(self) -> Callback:
+        return SegmentationMaskWriter()
 
     # -- steps --------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def segment(self, image: Tensor, flip: bool = False) -> Tensor:
-        """Per-pixel class scores; with ``flip``, the log of the mean softmax of ``image`` and
-        of its mirror image (mirrored back), a valid input for the loss and for argmax."""
-        logits = self.model(image)
-        if not flip:
-            return logits
-        mirrored = self.model(image.flip(-1)).flip(-1)
+    def uses_test_time_augmentation(self) -> bool:
+        return bool(self.hparams.test_time_flip)
+
+    def augmented_inference(self, images: Tensor) -> Tensor:
+        """The log of the mean softmax of ``images`` and of their mirror images (mirrored back): a
+        valid input for the loss and for argmax."""
+        logits = self.model(images)
+        mirrored = self.model(images.flip(-1)).flip(-1)
         # log((p + q) / 2) computed from log-probabilities: finite where a probability underflows
         return torch.logaddexp(logits.log_softmax(1), mirrored.log_softmax(1)) - math.log(2)
 
+    def segment(self, image: Tensor, flip: bool = False) -> Tensor:
+        """Per-pixel class scores; with ``flip``, fused with the mirror image's (:meth:`augmented_inference`)."""
+        return self.augmented_inference(image) if flip else self.model(image)
+
     def shared_step(self, batch: dict[str, Any], stage: str) -> StepOutput:
-        logits = self.segment(batch["image"], flip=stage == "test" and self.hparams.test_time_flip)
+        logits = self.evaluation_output(batch["image"], stage)
         loss = self.criterion(logits, batch["mask"])
         # max(1).indices, not argmax(1): the same first-maximum index, ~5x faster on CPU over the
         # class dimension of [B, C, H, W] (benchmarks/results/segmentation.md, validation share)
@@ -190,7 +178,7 @@ class SegmentationTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Logits of the fitted images (the writer maps them back to each original size)."""
-        logits = self.segment(batch["image"], flip=self.hparams.test_time_flip)
+        logits = self.evaluation_output(batch["image"], "predict")
         return {"paths": list(batch["path"]), "logits": logits.float().cpu()}
 
     # -- what people look at ----------------------------------------------------------------------
@@ -218,26 +206,15 @@ class SegmentationTask(BaseTask):
         )  # fmt: skip
         return {f"{stage}/overlays": overlay}
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        self._write_iou_table()
-
-    @rank_zero_only
-    def _write_iou_table(self) -> None:
-        """``per_class_iou.md`` in the run folder, and the same table to W&B / TensorBoard."""
-        results = self.stage_results.get("test", {})
-        iou = results.get("test/iou_per_class")
-        if iou is None or self._trainer is None:
+    def on_stage_end(self, stage: str) -> None:
+        """After test: the per-class IoU table (``per_class_iou.md``, W&B, TensorBoard)."""
+        iou = self.stage_results.get(stage, {}).get("test/iou_per_class") if stage == "test" else None
+        if iou is None:
             return
+        results = self.stage_results[stage]
         rows = iou_rows(self.class_names(), iou.cpu().tolist())
         text = iou_markdown(rows, {k.split("/", 1)[1]: float(v) for k, v in results.items() if v.numel() == 1})
-        path = Path(self.trainer.default_root_dir) / IOU_TABLE
-        write_text_atomic(path, text)
-        for logger in self.trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_table(key="test/per_class_iou", columns=["class", "IoU %"], data=[list(r) for r in rows])
-            elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_text("test/per_class_iou", text, global_step=self.global_step)
+        self.write_table(stage, IOU_TABLE.removesuffix(".md"), ["class", "IoU %"], [list(r) for r in rows], text)
 
 
 def iou_rows(names: list[str], values: list[float]) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from visionsuite.core.atomic import atomic_path, write_text_atomic
+from visionsuite.core.private_api import scripting
 from visionsuite.errors import VisionSuiteError
 from visionsuite.runs.folders import tool_output_dir
 
@@ -53,14 +54,8 @@ class Deployable(nn.Module):
 def _scripting(model: nn.Module) -> Iterator[None]:
     """Tell LightningModules inside ``model`` they are being scripted (their ``trainer`` property
     then returns ``None`` instead of raising when the tracer reads it), as ``to_torchscript`` does."""
-    lightning = [m for m in model.modules() if hasattr(m, "_jit_is_scripting")]
-    for m in lightning:
-        m._jit_is_scripting = True
-    try:
+    with scripting(model.modules()):
         yield
-    finally:
-        for m in lightning:
-            m._jit_is_scripting = False
 
 
 @contextlib.contextmanager

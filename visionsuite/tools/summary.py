@@ -366,6 +366,9 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as err:  # a layer's shape error deep inside: say which input caused it
         return _fail(f"{args.backbone} cannot run on a {'x'.join(map(str, size))} input: {_first_line(err)}")
     print(result.table())
+    groups = model.stage_groups() if callable(getattr(model, "stage_groups", None)) else {}
+    if groups:  # what frozen_stages counts, unfreeze_at names and stage_lr_decay steps through
+        print(f"Fine-tuning stages (frozen_stages, unfreeze_at), input side first: {', '.join(groups)}")
     return 0
 
 

@@ -21,6 +21,8 @@ from torchmetrics import Metric
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 
+from visionsuite.core.private_api import coco_backend_name
+
 #: index of IoU 0.5 in COCO's thresholds (.50:.05:.95), of area "all", of the largest max-detections.
 IOU_50, AREA_ALL, MAX_DETS = 0, 0, -1
 
@@ -110,7 +112,7 @@ class PrecisionTableMAP(MeanAveragePrecision):
         return cls(
             box_format=metric.box_format, iou_type=metric.iou_type, iou_thresholds=metric.iou_thresholds,
             rec_thresholds=metric.rec_thresholds, max_detection_thresholds=metric.max_detection_thresholds,
-            class_metrics=metric.class_metrics, average=metric.average, backend=metric._coco_backend.backend,
+            class_metrics=metric.class_metrics, average=metric.average, backend=coco_backend_name(metric),
             extended_summary=True,
         )  # fmt: skip
 

@@ -6,13 +6,16 @@ Pixel ranges: models take [0, 1] pixels (the VAE, the AE) or [-1, 1] (the DCGAN'
 module stays normalised and :mod:`.pixels` converts (see its docstring for why).
 """
 
+from visionsuite.core.registry import Registry
 from visionsuite.models.generative.autoencoder import ConvAutoencoder
+from visionsuite.models.generative.conv import UPSAMPLINGS
 from visionsuite.models.generative.dcgan import (
     DCGANDiscriminator,
     DCGANGenerator,
     dcgan_init,
 )
 from visionsuite.models.generative.elbo import (
+    LIKELIHOODS,
     ElboTerms,
     gaussian_kl,
     kl_weight,
@@ -26,6 +29,7 @@ from visionsuite.models.generative.features import (
     classifier_features,
 )
 from visionsuite.models.generative.gan_losses import (
+    GAN_LOSSES,
     discriminator_loss,
     generator_loss,
     gradient_penalty,
@@ -37,11 +41,27 @@ from visionsuite.models.generative.metrics import (
     sample_metric_names,
 )
 from visionsuite.models.generative.monitor import DiscriminatorWinsDetector
-from visionsuite.models.generative.noise import corrupt
+from visionsuite.models.generative.noise import NOISES, corrupt
 from visionsuite.models.generative.pixels import denormalize, to_signed, to_unit
-from visionsuite.models.generative.vae import MLPVAE, ConvVAE, VAEOutput, reparameterize
+from visionsuite.models.generative.vae import MLPVAE, VAE_ARCHS, ConvVAE, VAEOutput, reparameterize
+
+#: every by-name option of the generative tasks and the registry holding its names
+#: (``visionsuite list generative`` prints them, one option per line).
+CHOICES: dict[str, Registry] = {
+    "loss (GAN)": GAN_LOSSES,
+    "noise (autoencoder)": NOISES,
+    "arch (VAE)": VAE_ARCHS,
+    "likelihood (VAE)": LIKELIHOODS,
+    "upsample (autoencoder, VAE)": UPSAMPLINGS,
+}
 
 __all__ = [
+    "CHOICES",
+    "GAN_LOSSES",
+    "LIKELIHOODS",
+    "NOISES",
+    "UPSAMPLINGS",
+    "VAE_ARCHS",
     "ClassifierFeatures",
     "ConvAutoencoder",
     "ConvVAE",

@@ -28,13 +28,11 @@ from torch import Tensor, nn
 
 from visionsuite.backbones.layers import (
     activation_factory,
-    check_choice,
     conv_norm_act,
     make_norm,
 )
+from visionsuite.core.registry import Registry
 from visionsuite.errors import ConfigError
-
-UPSAMPLINGS = ("nearest", "transposed")
 
 
 def bottleneck_side(image_size: int, stages: int) -> int:
@@ -89,6 +87,37 @@ class ConvEncoder(nn.Module):
         return self.fc(self.features(x).flatten(1))
 
 
+def _nearest(rev: list[int], out_chans: int, *, depth: int, norm: str, act: Callable[[], nn.Module]) -> list[nn.Module]:
+    """Per stage nearest-neighbour ×2 then a 3x3 block; a final 3x3 conv to the image channels."""
+    layers: list[nn.Module] = []
+    outs = [*rev[1:], rev[-1]]
+    for width, out in zip(rev, outs, strict=True):
+        layers += [conv_norm_act(width, width, 3, norm=norm, act=act) for _ in range(depth - 1)]
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_act(width, out, 3, norm=norm, act=act)]
+    layers.append(conv_norm_act(rev[-1], out_chans, 3, norm="none", act=None))
+    return layers
+
+
+def _transposed(rev: list[int], out_chans: int, *, depth: int, norm: str, act: Callable[[], nn.Module]) -> list[nn.Module]:
+    """Per stage a 4x4 stride-2 transposed conv, the last one straight to the image channels."""
+    layers: list[nn.Module] = []
+    outs = [*rev[1:], out_chans]
+    for i, (width, out) in enumerate(zip(rev, outs, strict=True)):
+        layers += [conv_norm_act(width, width, 3, norm=norm, act=act) for _ in range(depth - 1)]
+        last = i == len(rev) - 1
+        layers.append(nn.ConvTranspose2d(width, out, 4, stride=2, padding=1, bias=last or norm == "none"))
+        if not last:
+            layers += [make_norm(norm, out), act()]
+    return layers
+
+
+#: the decoder's ×2 step by name (``upsample`` of the autoencoder and the VAE; ``visionsuite list
+#: generative``): the layers from the smallest feature map (widths reversed) to the image.
+UPSAMPLINGS: Registry[Callable[..., list[nn.Module]]] = Registry("upsample")
+UPSAMPLINGS.register("nearest")(_nearest)
+UPSAMPLINGS.register("transposed")(_transposed)
+
+
 class ConvDecoder(nn.Module):
     """[B, in_features] vectors → [B, out_chans, S, S] unbounded outputs (the encoder reversed)."""
 
@@ -107,27 +136,12 @@ class ConvDecoder(nn.Module):
     ) -> None:
         super().__init__()
         act = activation_factory(activation)
-        check_choice("upsample", upsample, UPSAMPLINGS)
+        stages = UPSAMPLINGS[upsample]
         rev = list(widths)[::-1]
         self.side = bottleneck_side(image_size, len(rev))
         self.fc = nn.Sequential(fully_connected([in_features, *fc_hidden[::-1], rev[0] * self.side**2], act), act())
         self.unflatten = nn.Unflatten(1, (rev[0], self.side, self.side))
-        layers: list[nn.Module] = []
-        if upsample == "nearest":
-            outs = [*rev[1:], rev[-1]]
-            for width, out in zip(rev, outs, strict=True):
-                layers += [conv_norm_act(width, width, 3, norm=norm, act=act) for _ in range(depth - 1)]
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_act(width, out, 3, norm=norm, act=act)]
-            layers.append(conv_norm_act(rev[-1], out_chans, 3, norm="none", act=None))
-        else:
-            outs = [*rev[1:], out_chans]
-            for i, (width, out) in enumerate(zip(rev, outs, strict=True)):
-                layers += [conv_norm_act(width, width, 3, norm=norm, act=act) for _ in range(depth - 1)]
-                last = i == len(rev) - 1
-                layers.append(nn.ConvTranspose2d(width, out, 4, stride=2, padding=1, bias=last or norm == "none"))
-                if not last:
-                    layers += [make_norm(norm, out), act()]
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*stages(rev, out_chans, depth=depth, norm=norm, act=act))
 
     def forward(self, z: Tensor) -> Tensor:
         return self.features(self.unflatten(self.fc(z)))

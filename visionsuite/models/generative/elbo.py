@@ -19,15 +19,14 @@ Likelihoods:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from visionsuite.backbones.layers import check_choice
-
-LIKELIHOODS: tuple[str, ...] = ("bernoulli", "gaussian")
+from visionsuite.core.registry import Registry
 
 
 class ElboTerms(NamedTuple):
@@ -43,15 +42,30 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
 
 
+class Likelihood(NamedTuple):
+    """One decoder likelihood: ``nll(x, output, log_sigma)``, -log p(x|z) per pixel, and ``mean``,
+    the [0, 1] pixels to show for a decoder output."""
+
+    nll: Callable[[Tensor, Tensor, Tensor | None], Tensor]
+    mean: Callable[[Tensor], Tensor]
+
+
+def _gaussian_nll(x: Tensor, output: Tensor, log_sigma: Tensor | None) -> Tensor:
+    log_sigma = torch.zeros((), device=x.device) if log_sigma is None else log_sigma
+    return 0.5 * ((x - output) / log_sigma.exp()).pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)
+
+
+#: every decoder likelihood by name (``VAETask.likelihood``; ``visionsuite list generative``).
+LIKELIHOODS: Registry[Likelihood] = Registry("likelihood")
+LIKELIHOODS.register("bernoulli")(
+    Likelihood(lambda x, output, _: F.binary_cross_entropy_with_logits(output, x, reduction="none"), torch.sigmoid)
+)
+LIKELIHOODS.register("gaussian")(Likelihood(_gaussian_nll, lambda output: output.clamp(0, 1)))
+
+
 def reconstruction_nll(x: Tensor, output: Tensor, likelihood: str, log_sigma: Tensor | None = None) -> Tensor:
     """-log p(x|z) per image, summed over pixels (``output``: logits or means, see module doc)."""
-    check_choice("likelihood", likelihood, LIKELIHOODS)
-    if likelihood == "bernoulli":
-        nll = F.binary_cross_entropy_with_logits(output, x, reduction="none")
-    else:
-        log_sigma = torch.zeros((), device=x.device) if log_sigma is None else log_sigma
-        nll = 0.5 * ((x - output) / log_sigma.exp()).pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)
-    return nll.flatten(1).sum(1)
+    return LIKELIHOODS[likelihood].nll(x, output, log_sigma).flatten(1).sum(1)
 
 
 def negative_elbo(

@@ -11,32 +11,49 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from visionsuite.backbones.layers import check_choice
+from visionsuite.core.registry import Registry
 
-GAN_LOSSES: tuple[str, ...] = ("nonsaturating", "hinge", "wasserstein")
+
+class GANObjective(NamedTuple):
+    """One GAN loss: D's loss from its scores on real and generated images (GP not included),
+    G's loss from D's scores on generated images, and whether the scores are an unbounded critic
+    (Wasserstein: the gradient penalty applies, and no D-loss level means "D wins")."""
+
+    discriminator: Callable[[Tensor, Tensor], Tensor]
+    generator: Callable[[Tensor], Tensor]
+    critic: bool = False
+
+
+#: every GAN loss by name (``GANTask.loss``; ``visionsuite list generative``).
+GAN_LOSSES: Registry[GANObjective] = Registry("GAN loss")
+GAN_LOSSES.register("nonsaturating")(
+    GANObjective(
+        lambda real, fake: F.softplus(-real).mean() + F.softplus(fake).mean(),  # BCE(real, 1) + BCE(fake, 0)
+        lambda fake: F.softplus(-fake).mean(),  # BCE(fake, 1)
+    )
+)
+GAN_LOSSES.register("hinge")(
+    GANObjective(lambda real, fake: F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean(), lambda fake: -fake.mean())
+)
+GAN_LOSSES.register("wasserstein")(
+    GANObjective(lambda real, fake: fake.mean() - real.mean(), lambda fake: -fake.mean(), critic=True)
+)
 
 
 def discriminator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:
     """D's loss from its scores on real and generated images (GP not included)."""
-    check_choice("GAN loss", kind, GAN_LOSSES)
-    if kind == "nonsaturating":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()  # BCE(real, 1) + BCE(fake, 0)
-    if kind == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    return fake.mean() - real.mean()
+    return GAN_LOSSES[kind].discriminator(real, fake)
 
 
 def generator_loss(kind: str, fake: Tensor) -> Tensor:
     """G's loss from D's scores on generated images."""
-    check_choice("GAN loss", kind, GAN_LOSSES)
-    if kind == "nonsaturating":
-        return F.softplus(-fake).mean()  # BCE(fake, 1)
-    return -fake.mean()
+    return GAN_LOSSES[kind].generator(fake)
 
 
 def gradient_penalty(

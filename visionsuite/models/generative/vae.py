@@ -10,13 +10,14 @@ connected model, the benchmark's baseline.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from visionsuite.backbones.layers import activation_factory, check_choice
+from visionsuite.backbones.layers import activation_factory
+from visionsuite.core.registry import Registry
 from visionsuite.models.generative.conv import ConvDecoder, ConvEncoder, linear_stack
 from visionsuite.models.generative.elbo import LIKELIHOODS, ElboTerms, negative_elbo
 
@@ -45,7 +46,8 @@ class VAE(nn.Module):
     def __init__(self, latent_dim: int, likelihood: str, sigma: float, learn_sigma: bool) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
+        LIKELIHOODS[likelihood]  # an unknown name: the nearest one suggested
+        self.likelihood = likelihood
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma:
             self.log_sigma: Tensor = nn.Parameter(log_sigma)
@@ -63,7 +65,7 @@ class VAE(nn.Module):
 
     def mean_image(self, output: Tensor) -> Tensor:
         """The pixels to show for a decoder output: sigmoid of logits, or the Gaussian means."""
-        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output.clamp(0, 1)
+        return LIKELIHOODS[self.likelihood].mean(output)
 
     def forward(self, x: Tensor) -> VAEOutput:
         mu, logvar = self.encode(x)
@@ -138,3 +140,31 @@ class MLPVAE(VAE):
         self.decoder = nn.Sequential(
             *linear_stack([latent_dim, *hidden[::-1], pixels], act), nn.Unflatten(1, (in_chans, image_size, image_size))
         )
+
+
+#: every VAE architecture by name (``VAETask.arch``; ``visionsuite list generative``): a builder
+#: ``(in_chans, image_size, **options)`` taking the options it uses; ``activation=None`` is the
+#: architecture's own default (relu for conv, tanh for the paper's MLP).
+VAE_ARCHS: Registry[Callable[..., VAE]] = Registry("VAE architecture")
+
+
+@VAE_ARCHS.register("conv")
+def _conv_vae(
+    in_chans: int, image_size: int, *, widths: Sequence[int], depth: int, norm: str, activation: str | None,
+    upsample: str, fc_hidden: Sequence[int], latent_dim: int, likelihood: str, sigma: float, learn_sigma: bool, **_: object,
+) -> VAE:  # fmt: skip
+    return ConvVAE(
+        in_chans, image_size, widths=widths, depth=depth, norm=norm, activation=activation or "relu", upsample=upsample,
+        fc_hidden=fc_hidden, latent_dim=latent_dim, likelihood=likelihood, sigma=sigma, learn_sigma=learn_sigma,
+    )  # fmt: skip
+
+
+@VAE_ARCHS.register("mlp")
+def _mlp_vae(
+    in_chans: int, image_size: int, *, hidden: Sequence[int], activation: str | None, latent_dim: int, likelihood: str,
+    sigma: float, learn_sigma: bool, **_: object,
+) -> VAE:  # fmt: skip
+    return MLPVAE(
+        in_chans, image_size, hidden=hidden, activation=activation or "tanh", latent_dim=latent_dim, likelihood=likelihood,
+        sigma=sigma, learn_sigma=learn_sigma,
+    )  # fmt: skip

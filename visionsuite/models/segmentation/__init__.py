@@ -12,10 +12,6 @@ from visionsuite.models.segmentation.factory import (
     build_segmentation_model,
     model_names,
 )
-from visionsuite.models.segmentation.frozen_stages import (
-    encoder_stages,
-    freeze_encoder_stages,
-)
 from visionsuite.models.segmentation.losses import (
     CEDiceLoss,
     DiceLoss,
@@ -44,8 +40,6 @@ __all__ = [
     "build_loss",
     "build_segmentation_model",
     "class_pixel_counts",
-    "encoder_stages",
-    "freeze_encoder_stages",
     "median_frequency_weights",
     "model_names",
     "segmentation_metrics",

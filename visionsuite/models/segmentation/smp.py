@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from visionsuite.backbones import create_backbone, load_weights
+from visionsuite.backbones.preprocessing import Preprocessing, weights_preprocessing
 from visionsuite.errors import ConfigError
 
 #: the names build_smp accepts (smp's class names), each forwarding with the Lite0 encoder.
@@ -74,7 +75,25 @@ def build_smp(
         raise ConfigError(f"smp {names[arch.lower()]} with encoder {encoder!r}: {err}") from None
     if lite0_weights:
         load_lite0_encoder(model.encoder.model, in_chans)
+    model.encoder.preprocessing = encoder_preprocessing(encoder, encoder_weights, model.encoder)
     return PadToMultiple(model)
+
+
+def encoder_preprocessing(encoder: str, weights: str | None, module: nn.Module) -> Preprocessing | None:
+    """What ``encoder``'s ``weights`` expect: the suite's table for the offline Lite0 weights, timm's
+    ``pretrained_cfg`` for the other ``tu-`` encoders, smp's own settings for its encoders."""
+    if weights is None:
+        return None
+    if encoder == LITE0:
+        return weights_preprocessing("efficientnet_lite0", "imagenet")
+    cfg = getattr(getattr(module, "model", None), "pretrained_cfg", None) or {}
+    if encoder.startswith("tu-") and "mean" in cfg:
+        return Preprocessing(None, tuple(cfg["mean"]), tuple(cfg["std"]), str(cfg.get("interpolation", "bilinear")))
+    try:
+        params = smp.encoders.get_preprocessing_params(encoder, weights)
+    except (KeyError, ValueError):
+        return None
+    return Preprocessing(None, tuple(params["mean"]), tuple(params["std"]))
 
 
 def load_lite0_encoder(features_model: nn.Module, in_chans: int = 3) -> None:

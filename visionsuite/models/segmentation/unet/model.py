@@ -35,6 +35,10 @@ class UNetEncoder(nn.Module):
             self.levels.append(double_conv(in_ch, width, batch_norm))
             in_ch = width
 
+    def stage_groups(self) -> dict[str, list[nn.Module]]:
+        """One stage per level (``level0`` at stride 1 …): what ``frozen_stages`` counts."""
+        return {f"level{k}": [level] for k, level in enumerate(self.levels)}
+
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         features: OrderedDict[str, Tensor] = OrderedDict()
         for k, (level, stride) in enumerate(zip(self.levels, self.strides, strict=True)):
