@@ -20,7 +20,7 @@ train: $(STAMP)
 	$(VENV)/bin/visionsuite fit --config $(CONFIG)
 
 test: $(STAMP)
-	WANDB_MODE=$${WANDB_MODE:-offline} HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	WANDB_MODE=$${WANDB_MODE:-offline} HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=25
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_training.py

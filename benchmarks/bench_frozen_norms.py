@@ -25,13 +25,11 @@ def make(variant: str) -> tuple[SegmentationTask, torch.optim.Optimizer]:
     task = SegmentationTask(model="smp:Unet", num_classes=11, ignore_index=11, model_options={"encoder_weights": "imagenet"},
                             frozen_stages=3, optimizer="adamw", lr=1e-3)  # fmt: skip
     if variant == "FrozenBatchNorm2d":
-        for modules in list(task.stage_groups().values())[:3]:
-            for module in modules:
-                for name, child in list(module.named_modules()):
-                    if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
-                        parent_name, _, attr = name.rpartition(".")
-                        parent = module.get_submodule(parent_name) if parent_name else module
-                        setattr(parent, attr, freeze_batch_norm_2d(child))
+        # every norm the flag froze (a stage may be a norm itself, e.g. the stem's bn1), swapped in its parent
+        for name, child in list(task.named_modules()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and getattr(child, "_vs_frozen", False):
+                parent_name, _, attr = name.rpartition(".")
+                setattr(task.get_submodule(parent_name), attr, freeze_batch_norm_2d(child))
         assert not any(getattr(m, "_vs_frozen", False) for m in task.modules())
     task.train()
     return task, task.make_optimizer(task.optimizer_params())

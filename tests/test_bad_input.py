@@ -98,6 +98,7 @@ def test_python_callers_get_the_same_checks(tmp_path) -> None:
         ("VAETask", {"beta": float("inf")}, "beta must be a finite number >= 0, got inf"),
         ("DetectionTask", {"fpn_channels": 0}, "fpn_channels must be an integer >= 1, got 0"),
         ("DetectionTask", {"head": "fcos", "fpn_channels": 48}, "fpn_channels must be a multiple of 32 for the fcos head"),
+        ("DetectionTask", {"head": "yolo", "fpn_channels": 1}, "fpn_channels must be at least 2 for the yolo head"),
         ("DetectionTask", {"score_thresh": 1.5}, "score_thresh must be a finite number >= 0 and < 1, got 1.5"),
         ("ClassificationTask", {"backbone_lr_mult": float("nan")}, "backbone_lr_mult must be a finite number >= 0, got nan"),
         ("SegmentationTask", {"encoder_lr_mult": -1.0}, "encoder_lr_mult must be"),

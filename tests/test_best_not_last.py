@@ -104,3 +104,38 @@ def test_closing_line_reports_the_best_checkpoints_score(wrecked_run: dict[str, 
     lines = re.findall(r"^Test acc \(best-validation checkpoint\): ([0-9.]+)%$", wrecked_run["stdout"], flags=re.MULTILINE)
     assert len(lines) == 1, wrecked_run["stdout"][-2000:]
     assert float(lines[0]) / 100 == pytest.approx(scores["best"], abs=5e-5)
+
+
+def test_ensemble_and_export_of_the_run_use_its_best_checkpoint(
+    wrecked_run: dict[str, Any], scores: dict[str, float], data_root: Path, tmp_path: Path
+) -> None:
+    """``ensemble --run`` scores the run's best checkpoint (beside its last, given by path), and
+    ``export --run`` writes the best weights: the exported model's logits are the best's, not the
+    final weights'."""
+    from visionsuite.runs.trained import load_trained
+    from visionsuite.tools.export import run_exported
+
+    run, last = wrecked_run["run"], wrecked_run["run"] / "checkpoints" / "last.ckpt"
+    table = tmp_path / "ensemble.md"
+    assert main(["ensemble", "--run", str(run), "--config", str(run / "config.yaml"), "--ckpt_path", str(last),
+                 "--data_dir", str(data_root), "--output", str(table)]) == 0  # fmt: skip
+    rows = json.loads((tmp_path / "ensemble.md.json").read_text())
+    members = {name.rsplit(" ", 1)[1]: row["acc"] for name, row in rows.items() if not name.startswith("ensemble")}
+    assert members == {wrecked_run["best"].name: pytest.approx(scores["best"], abs=1e-6),
+                       "last.ckpt": pytest.approx(scores["final"], abs=1e-6)}  # fmt: skip
+
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--run", str(run), "--output", str(onnx), "--data_dir", str(data_root), "--check_images", "8"]) == 0
+    best = load_trained(None, None, run=run, data_overrides={"data_dir": str(data_root)})
+    final = load_trained(None, "last", run=run, data_overrides={"data_dir": str(data_root)})
+    assert best.ckpt == wrecked_run["best"]
+    x = torch.rand(4, 1, 28, 28)
+    got = torch.from_numpy(run_exported(onnx, x.numpy()))
+
+    def logits(trained: Any) -> torch.Tensor:
+        dm = trained.datamodule
+        with torch.no_grad():
+            return trained.task((x - torch.tensor(dm.mean).view(1, -1, 1, 1)) / torch.tensor(dm.std).view(1, -1, 1, 1))
+
+    torch.testing.assert_close(got, logits(best), atol=1e-4, rtol=1e-4)
+    assert (got - logits(final)).abs().max() > 0.1  # the final weights give other logits

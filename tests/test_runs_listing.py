@@ -284,3 +284,17 @@ def test_run_record_of_a_real_fit_is_what_the_listing_shows(tmp_path: Path, data
     with (run / "metrics.csv").open() as f:
         accs = [float(row["val/acc"]) for row in csv.DictReader(f) if row.get("val/acc")]
     assert (listed["status"], listed["epochs"], listed["best"]) == ("finished", 1, max(accs))
+
+
+def test_compare_without_output_writes_beside_the_first_run_not_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = make_run(tmp_path / "exp", "a", val=[(0, 10, 0.5, 0.9)])
+    b = make_run(tmp_path / "exp", "b", val=[(0, 10, 0.6, 0.8)])
+    scratch = tmp_path / "cwd"
+    scratch.mkdir()
+    monkeypatch.chdir(scratch)
+    assert main(["compare", str(a), str(b)]) == 0
+    (written,) = (tmp_path / "exp").glob("*-compare/compare.png")
+    assert f"wrote {written}" in capsys.readouterr().out
+    assert list(scratch.iterdir()) == []

@@ -104,6 +104,43 @@ def test_a_checkpoint_of_the_earlier_frozen_batch_norm_modules_loads_strictly() 
     assert torch.equal(new.trunk().model.bn1.running_var, timm_model.bn1.running_var)
 
 
+def test_the_frozen_flag_trains_exactly_as_frozen_batch_norm_modules_would() -> None:
+    """Why the flag replaced ``FrozenBatchNorm2d`` without changing a recipe's numbers: the same
+    model frozen both ways gives the same training-mode outputs and, after two AdamW steps, the
+    same weights (the time per step is in ``benchmarks/results/frozen_norms.md``)."""
+
+    def trained(convert: bool) -> tuple[SegmentationTask, list[torch.Tensor]]:
+        torch.manual_seed(0)
+        task = _seg(*MODELS[0], frozen=3)
+        if convert:
+            for name, child in list(task.named_modules()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm) and getattr(child, "_vs_frozen", False):
+                    parent, _, attr = name.rpartition(".")
+                    setattr(task.get_submodule(parent), attr, freeze_batch_norm_2d(child))
+        task.train()
+        optimizer = task.make_optimizer(task.optimizer_params())
+        gen, outputs = torch.Generator().manual_seed(1), []
+        for _ in range(2):
+            image, mask = torch.randn(2, 3, 64, 64, generator=gen), torch.randint(0, 3, (2, 64, 64), generator=gen)
+            out = task(image)
+            task.criterion(out, mask).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            outputs.append(out.detach())
+        return task, outputs
+
+    flagged, flag_out = trained(False)
+    converted, frozen_out = trained(True)
+    assert any("FrozenBatchNorm" in type(m).__name__ for m in converted.modules())  # two different mechanisms
+    assert not any("FrozenBatchNorm" in type(m).__name__ for m in flagged.modules())
+    for a, b in zip(flag_out, frozen_out, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    ours, theirs = flagged.state_dict(), converted.state_dict()  # weights and statistics, by the same names
+    assert set(theirs) <= set(ours) and len(theirs) > 100
+    for name, value in theirs.items():
+        torch.testing.assert_close(ours[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def _backbone_view(task: Any) -> nn.Module:
     """The resnet18 stages a task holds: the backbone's, the encoder's, the FPN body's."""
     return task.trunk().stages

@@ -16,12 +16,14 @@ import torch
 from PIL import Image
 
 from visionsuite.cli.app import main
+from visionsuite.errors import ConfigError
 from visionsuite.outputs.figures import (
     DPI,
     MIN_CELL,
     explanation_figure,
     labelled_grid,
     predicted_captions,
+    sample_grid,
 )
 from visionsuite.outputs.generative_pictures import reconstruction_figure
 from visionsuite.outputs.images import MaskOverlay, write_png
@@ -77,6 +79,31 @@ def test_wandb_gets_the_titled_figure_and_the_interactive_masks_beside_it(tmp_pa
     assert len(images) == 1 and set(extra["masks"][0]) == {"predictions", "ground_truth"}
 
 
+def test_wandb_gets_the_run_curves_once_at_the_end_of_fit(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    from visionsuite.outputs.curves import TrainingCurves
+
+    class Recording(WandbLogger):
+        def __init__(self) -> None:
+            super().__init__(offline=True)
+            self.sent: dict[str, list] = {}
+
+        def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
+            self.sent[key] = images
+
+    wandb, curves = Recording(), TrainingCurves()
+    curves.rows = [{"epoch": 0, "step": 10, "train/loss": 0.9, "val/loss": 0.7}, {"epoch": 1, "step": 20, "val/loss": 0.5}]
+    trainer = type("T", (), {"loggers": [wandb], "fast_dev_run": False, "log_dir": str(tmp_path), "is_global_zero": True})()
+    curves.on_fit_end(trainer, type("M", (), {"monitor": "val/loss"})())
+    assert wandb.sent == {"curves": [str(tmp_path / "images" / "curves.png")]}
+    from visionsuite.outputs.curves import curves_figure
+
+    (loss_panel,) = [ax for ax in curves_figure(curves.drawn).axes if ax.get_lines()][:1]
+    styles = {line.get_linestyle() for line in loss_panel.get_lines()}
+    assert len(styles) >= 2  # train and validation loss differ by their dashes, not by colour alone
+
+
 def test_explanations_and_reconstructions_are_labelled() -> None:
     probs = torch.tensor([[0.1, 0.9], [0.7, 0.3]])
     captions = predicted_captions(probs, ["shirt", "coat"])
@@ -84,7 +111,7 @@ def test_explanations_and_reconstructions_are_labelled() -> None:
     maps = {"saliency": torch.rand(2, 28, 28), "Grad-CAM stage2": torch.rand(2, 28, 28)}
     fig = explanation_figure(torch.rand(2, 1, 28, 28), maps, captions)
     axes = fig.axes
-    assert [ax.get_title() for ax in axes[:3]] == ["image", "saliency", "Grad-CAM stage2"]
+    assert [ax.get_title() for ax in axes[:3]] == ["image", "saliency (bright = high)", "Grad-CAM stage2 (bright = high)"]
     assert [axes[0].get_ylabel(), axes[3].get_ylabel()] == captions
     assert fig.get_figwidth() * DPI >= 3 * MIN_CELL * DPI
     rec = reconstruction_figure(torch.rand(10, 1, 28, 28), torch.rand(10, 1, 28, 28), "reconstructions (val, step 7)",
@@ -94,6 +121,19 @@ def test_explanations_and_reconstructions_are_labelled() -> None:
     assert rec._suptitle.get_text() == "reconstructions (val, step 7)"
     grid = labelled_grid([[torch.rand(3, 600, 1200)]])
     assert grid.get_figwidth() <= 6.1  # a large image is shown whole (MAX_CELL), not at 12 inches
+
+
+def test_classification_samples_show_the_score_and_mark_the_wrong_ones_without_colour(tmp_path: Path) -> None:
+    """Each test sample is titled with its prediction and probability; a wrong one carries a mark
+    (not only red) and the truth, so the grid reads in greyscale; large images are not shrunk."""
+    probs = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.35, 0.65]])
+    fig = sample_grid(torch.rand(3, 1, 28, 28), torch.tensor([1, 1, 1]), probs, ["shirt", "coat"])
+    assert [ax.get_title() for ax in fig.axes] == ["\u2713 coat 0.90", "\u2717 shirt 0.80\ntrue: coat", "\u2713 coat 0.65"]
+    assert "2/3 right" in fig._suptitle.get_text()
+    width, _ = Image.open(write_png(fig, tmp_path / "small.png")).size
+    assert width >= 3 * MIN_CELL * DPI  # 28-pixel images are enlarged to a readable cell
+    big = sample_grid(torch.rand(2, 3, 300, 300), torch.tensor([0, 1]), probs[:2], ["shirt", "coat"])
+    assert big.get_figwidth() >= 2 * 300 / DPI  # 300-pixel images keep their pixels
 
 
 def test_prediction_names_follow_the_input_file_and_never_collide(tmp_path: Path) -> None:
@@ -106,6 +146,16 @@ def test_prediction_names_follow_the_input_file_and_never_collide(tmp_path: Path
     assert prediction_path(out, "test/12", None, taken) == out / "test" / "12.png"
     relative = Path("in") / "street" / "b.jpg"  # a predict_dir given relative to the current directory
     assert prediction_path(out, relative, Path("in"), taken) == out / "street" / "b.png"
+
+    photos = tmp_path / "photos"  # files on disk: two inputs with one stem both keep their suffix
+    photos.mkdir()
+    for name in ("scene.jpg", "scene.png", "street.jpg", "street_overlay.jpg"):
+        (photos / name).write_bytes(b"")
+    taken = set()
+    names = [prediction_path(out, photos / n, photos, taken, companions=("_overlay",)).name
+             for n in ("scene.png", "scene.jpg", "street_overlay.jpg", "street.jpg")]  # fmt: skip
+    assert names == ["scene_png.png", "scene_jpg.png", "street_overlay.png", "street_jpg.png"]
+    assert out / "street_overlay_overlay.png" in taken and out / "street_jpg_overlay.png" in taken  # no overlay over a mask
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +181,19 @@ def test_test_and_validate_end_with_a_headline_and_record_the_checkpoint_step(
     assert metrics["test_global_step"] == step and Path(metrics["test_checkpoint"]).name == best.name
     assert main(["validate", "--run", str(run), "--ckpt", "last", "--trainer.limit_val_batches", "1"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"Validation acc (last.ckpt, step {step}): ")
+    (folder,) = run.parent.glob("*-validate")
+    metrics = json.loads((folder / "metrics.json").read_text())  # validate keeps a record too
+    assert metrics["validate_global_step"] == step and Path(metrics["validate_checkpoint"]).name == "last.ckpt"
+    assert 0 <= metrics["val/acc"] <= 1
+    images = folder.parent / "to_predict"
+    images.mkdir()
+    for i in range(3):
+        Image.fromarray(torch.randint(0, 255, (28, 28), dtype=torch.uint8).numpy()).save(images / f"p{i}.png")
+    assert main(["predict", "--run", str(run), "--data.init_args.predict_dir", str(images)]) == 0
+    (predicted,) = run.parent.glob("*-predict")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"Predicted 3 image(s) ({best.name}, step {step}); outputs in {predicted}"
+    )
 
 
 def test_tools_write_beside_the_run_never_into_the_current_directory(
@@ -156,6 +219,39 @@ def test_tools_write_beside_the_run_never_into_the_current_directory(
     (table,) = run.parent.glob("*-ensemble/ensemble.md")
     assert str(table) in capsys.readouterr().out
     assert os.listdir(scratch) == []  # nothing in the current directory
+
+
+def test_tool_usage_errors_are_one_line_with_the_nearest_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """The tools' own command lines: a misspelt option gets the nearest, a bad value one line, the
+    dashed spelling of an underscored option is read as it, and ``--weights`` the method would
+    ignore are refused (all before any checkpoint is read)."""
+    from visionsuite.core.tool_parser import ToolParser
+
+    cases = [
+        (["export", "--run", "x", "--check_imagez", "8"], "visionsuite: error: export: unrecognized arguments: --check_imagez 8;"
+         " did you mean --check_images? (see --help)"),
+        (["summary", "lenet5", "--batch_size", "abc"], "visionsuite: error: summary: argument --batch_size"),
+        (["predict-exported"], "visionsuite: error: predict-exported: the following arguments are required: model, images"),
+        (["ensemble", "--run", "a", "--run", "b", "--weights", "1", "2"],
+         "visionsuite: error: --weights are used by --method weighted only; --method mean would ignore them"),
+    ]  # fmt: skip
+    for args, expected in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(expected), err
+    parser = ToolParser(prog="visionsuite t")
+    parser.add_argument("--check_images", type=int)
+    parser.add_argument("--output")
+    assert parser.parse_args(["--check-images", "8"]).check_images == 8
+    assert parser.parse_args(["--check-images=9"]).check_images == 9
+    with pytest.raises(ConfigError, match="unrecognized arguments: --out x"):  # no abbreviation taken for --output
+        parser.parse_args(["--out", "x"])
+
+
+def test_an_abbreviated_key_is_a_misspelling_not_a_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--trainer.max_epoch 3`` was taken for ``max_epochs`` by argparse's prefix matching."""
+    assert main(["fit", "--config", TINY, "--trainer.max_epoch", "3", "--print_config"]) == 2
+    assert "did you mean 'max_epochs'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -254,3 +350,28 @@ def test_a_failed_atomic_write_names_the_target_not_the_temporary_file(
         atomic.write_text_atomic(target, "new")
     assert err.value.filename == str(target) and err.value.errno == errno.ENOSPC
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+
+
+def test_a_fit_without_a_test_headline_still_ends_with_a_closing_line(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fit", "--config", TINY, "--data.init_args.data_dir", str(data_root), "--trainer.default_root_dir",
+                 str(tmp_path), *FIT, "--trainer.max_steps", "2", "--test_after_fit", "false", "--run_name", "r"]) == 0  # fmt: skip
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"Fit finished after 2 steps; run folder {tmp_path / 'r'}"
+
+
+def test_data_notes_are_the_suites_one_line_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    """A skipped-and-counted note of the data layer is printed as ``visionsuite: warning: …``, not
+    as a warning located in Lightning's file that called the data module; other warnings unchanged."""
+    import warnings
+
+    from visionsuite.cli.app import _data_warnings_on_one_line
+    from visionsuite.errors import DataWarning
+
+    with pytest.warns(UserWarning, match="something else") as others:  # the ordinary path, recorded here
+        _data_warnings_on_one_line()
+        warnings.warn("skipped 2 unreadable file(s) under photos: a.jpg, b.png", DataWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == ["visionsuite: warning: skipped 2 unreadable file(s) under photos: a.jpg, b.png"]
+    assert [str(w.message) for w in others] == ["something else"]

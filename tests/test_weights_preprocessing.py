@@ -90,3 +90,20 @@ def test_a_detector_backbone_is_checked_on_grey_data_with_the_channel_averages(d
                          image_size=64)  # fmt: skip
     with pytest.raises(ConfigError, match=r"set data.init_args.mean: \[0.5\], data.init_args.std: \[0.5\]"):
         _set_up(task, data)
+
+
+def test_the_normalisation_line_is_printed_once_with_the_values_in_force(mirror: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A fit that adopts the weights' normalisation says so, and its data line shows the adopted
+    values: the data module leaves that line to a visionsuite task, which prints it after aligning."""
+    import logging
+
+    adopted, task = _camvid(mirror), _lite0_unet(adopt_weights_preprocessing=True)
+    assert not adopted._task_announces_summary()  # alone (or under a plain LightningModule) it prints its own line
+    adopted.trainer = SimpleNamespace(lightning_module=task)
+    assert adopted._task_announces_summary()
+    with caplog.at_level(logging.INFO):
+        _set_up(task, adopted)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("replaced by mean=(0.5, 0.5, 0.5)" in line for line in lines)
+    (summary,) = [line for line in lines if line.startswith("train augmentation:")]
+    assert "normalise mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5)" in summary

@@ -11,3 +11,8 @@ class VisionSuiteError(Exception):
 
 class ConfigError(VisionSuiteError, ValueError):
     """A config value that cannot work (e.g. ``num_classes`` disagreeing with the data)."""
+
+
+class DataWarning(UserWarning):
+    """Input that was skipped or changed and counted (unreadable files, clipped boxes): the CLI prints
+    it as one ``visionsuite: warning: …`` line, not as a warning located in Lightning's code."""

@@ -73,7 +73,7 @@ def test_coco_to_yolo_to_coco_keeps_boxes_classes_and_ids(coco_paths, coco_set, 
     status, out, err = _cli(
         ["--from", "yolo", "--to", "coco", tmp_path / "yolo", tmp_path / "coco", "--image-dir", images], capsys
     )
-    assert status == 0 and err == "" and f"--image-dir {images}" in out
+    assert status == 0 and err == "" and f"--image_dir {images}" in out
     back = read_coco(tmp_path / "coco" / "annotations.json", images)
     assert back.category_ids[-1] == 90  # COCO's ids came back through data.yaml, not the YOLO indices 0..79
     _assert_same(coco_set, back, atol=2e-3)  # YOLO's 6 decimals of 640 px, then 3 decimals of a pixel

@@ -1,6 +1,7 @@
 """What a detection test leaves to look at: the detection confusion matrix (hand-built boxes), the
-precision-recall curves at IoU 0.5 (real Fashion-MNIST scene boxes), and both figures written and
-sent to W&B by a real test run of the task."""
+precision-recall curves at IoU 0.5 (real Fashion-MNIST scene boxes), both figures written and
+sent to W&B by a real test run of the task, and the boxes pictures (titled columns, labels kept
+inside the picture, tiny images enlarged)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ from visionsuite.models.detection.metrics import detection_metrics
 from visionsuite.outputs.detection_figures import (
     detection_confusion_figure,
     pr_curves_figure,
+)
+from visionsuite.outputs.detection_pictures import (
+    MIN_SIDE,
+    _truetype,
+    draw_detections,
+    label_boxes,
 )
 from visionsuite.outputs.images import deliver
 from visionsuite.tasks import DetectionTask
@@ -163,6 +170,50 @@ def test_pr_figure_shows_the_best_supported_classes_and_confusion_figure_its_use
     assert sorted(int(t.get_text()) for t in ax.texts if t.get_text() != "0") == [1, 1, 1, 1, 2, 2]
 
 
+def test_pr_curves_differ_by_line_style_and_marker_not_colour_only() -> None:
+    """Readable in greyscale print: every class curve has its own (line style, marker), the legend shows both."""
+    names = [f"c{i}" for i in range(12)]
+    curves = {c: (torch.linspace(1, c / 20, 101), 0.5) for c in range(12)}
+    ax = pr_curves_figure(curves, names, {c: 100 - c for c in range(12)}).axes[0]
+    lines = ax.get_lines()[:10]  # the ten best-supported classes; the eleventh line is the mean
+    markers = [line.get_marker() for line in lines]
+    assert len(set(markers)) == 10 and "None" not in markers and None not in markers
+    assert len({line.get_linestyle() for line in lines}) >= 4
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == 10
+    handles = ax.get_legend().legend_handles[:10]
+    assert [h.get_marker() for h in handles] == markers
+    assert [h.get_linestyle() for h in handles] == [line.get_linestyle() for line in lines]
+
+
+def test_labels_stay_inside_a_tiny_image_which_is_enlarged_not_its_font_shrunk() -> None:
+    """A 64x64 scene with a box at the right edge: the picture is enlarged x4 (short side 256) and the
+    label "Pullover 0.93" is moved left (and down, off the top) to stay inside it."""
+    names = ["T-shirt/top", "Trouser", "Pullover"]
+    image = torch.full((1, 64, 64), 90, dtype=torch.uint8)
+    boxes = torch.tensor([[52.0, 1.0, 63.0, 30.0], [52.0, 1.0, 63.0, 20.0], [0.0, 58.0, 10.0, 63.0]])
+    labels, scores = torch.tensor([2, 2, 1]), torch.tensor([0.93, 0.71, 0.5])
+    drawn = draw_detections(image, boxes, labels, names, scores)
+    assert drawn.shape == (3, 256, 256) and MIN_SIDE == 256
+    font = _truetype(max(10, round(256 / 35)))  # the size draw_detections uses on a 256 px canvas
+    captions = ["Pullover 0.93", "Pullover 0.71", "Trouser 0.50"]
+    rects = label_boxes((boxes * 4).tolist(), captions, (256, 256), font)
+    for (x1, y1, x2, y2), caption in zip(rects, captions, strict=True):
+        assert 0 <= x1 < x2 <= 255 and 0 <= y1 < y2 <= 255, (caption, (x1, y1, x2, y2))
+        assert x2 - x1 > 50, caption  # the whole text, not a clipped stub
+    assert rects[0][0] < 52 * 4  # shifted left of its box, which starts 44 px from the right edge
+    (a, b, c) = rects
+    assert not (a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3])  # the same corner: no overlap
+    assert c[3] <= 255 and c[1] < 58 * 4  # at the bottom edge: moved up into the picture
+
+
+def test_normal_photos_are_drawn_at_their_own_size() -> None:
+    image = torch.zeros(3, 300, 400, dtype=torch.uint8)
+    drawn = draw_detections(image, torch.tensor([[10.0, 10.0, 100.0, 100.0]]), torch.tensor([0]), ["cat"], torch.tensor([0.9]))
+    assert drawn.shape == (3, 300, 400)
+    tiny = draw_detections(image[:, :20, :32], torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), ["cat"])
+    assert tiny.shape == (3, 260, 416)  # x13, boxes or none
+
+
 class _RecordingWandb(WandbLogger):
     """A W&B logger that records what it is sent instead of starting a run."""
 
@@ -209,3 +260,20 @@ def test_a_test_run_writes_and_logs_the_pr_curves_and_the_confusion_matrix(teste
     assert {"test/pr_curves", "test/confusion_matrix", "test/boxes_0", "test/boxes_0_interactive"} <= set(wandb.sent)
     assert Path(wandb.sent["test/pr_curves"][0]).name == "test_pr_curves.png"
     assert Path(wandb.sent["test/boxes_0"][0]).name == "test_boxes_0.png"  # the drawn figure, as the file shows
+
+
+def test_the_boxes_picture_is_a_titled_figure_and_w_and_b_keeps_its_boxes(tested_task) -> None:
+    """prediction | ground truth under their titles, each panel the 64 px scene enlarged x4, with a legend
+    of the classes drawn; W&B's interactive copy is the scene itself with every box and score."""
+    task, _ = tested_task
+    picture = task.figures("test")["test/boxes_0"]
+    floor = max(task.hparams.score_thresh, 0.3)
+    panels = [ax for ax in picture.image.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == [f"prediction (score ≥ {floor:g})", "ground truth"]
+    assert [ax.images[0].get_array().shape[:2] for ax in panels] == [(256, 256), (256, 256)]
+    legend = [t.get_text() for t in picture.image.legends[0].get_texts()]
+    assert legend and set(legend) <= set(task.class_names())
+    assert "boxes predicted" in picture.image.get_suptitle()
+    assert tuple(picture.overlay_image.shape[-2:]) == (64, 64)
+    boxes = picture.overlays["boxes"]
+    assert set(boxes) == {"predictions", "ground_truth"} and len(boxes["predictions"]["box_data"]) == 100

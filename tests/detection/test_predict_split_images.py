@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from visionsuite.data import COCODetectionDataModule
+from visionsuite.outputs.detection_pictures import display_zoom
 from visionsuite.outputs.detection_writer import DetectionPredictionWriter
 
 
@@ -39,8 +40,9 @@ def test_a_split_image_is_drawn_on_its_original_photo(tmp_path: Path) -> None:
     writer = DetectionPredictionWriter()
     writer.write_on_batch_end(trainer, None, prediction, None, None, 0, 0)
     drawn = np.asarray(Image.open(tmp_path / "run" / "predictions" / Path(path).with_suffix(".png")))
-    assert drawn.shape[:2] == (32, 64)  # the photo's own size, not the 32x32 batch image
+    zoom = display_zoom(32, 64)  # a photo this small is enlarged (x8) so its labels are legible
+    assert zoom == 8 and drawn.shape[:2] == (32 * zoom, 64 * zoom)  # the photo (times the zoom), not the 32x32 batch image
     changed = (drawn != 40).any(-1)
-    assert changed[:, 31:34].any(1).sum() >= 24  # the box's right edge: x 32 of the photo, top to bottom
-    assert not changed[16:, 40:].any()  # nothing right of it (below its label)
+    assert changed[:, 31 * zoom : 33 * zoom].any(1).sum() >= 24 * zoom  # the box's right edge: x 32 of the photo, top to bottom
+    assert not changed[16 * zoom :, 40 * zoom :].any()  # nothing right of it (below its label)
     assert writer._entries[0][1]["boxes"].tolist() == [[0.0, 0.0, 32.0, 32.0]]  # and the JSON gets photo pixels

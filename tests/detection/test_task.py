@@ -15,6 +15,7 @@ from visionsuite.cli.app import main
 from visionsuite.data.cache import load_split
 from visionsuite.data.scenes import tight_extents
 from visionsuite.errors import ConfigError
+from visionsuite.outputs.detection_pictures import display_zoom
 from visionsuite.tasks import DetectionTask
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "detection"
@@ -60,8 +61,8 @@ def test_fcos_learns_the_scenes_and_writes_its_outputs(fcos_run: Path) -> None:
     assert "| Trouser |" in table and f"| **all (mAP)** | {metrics['test/map']:.4f} |" in table
     overlays = sorted((fcos_run / "images").glob("*boxes_*.png"))
     assert any(p.name.startswith("val_boxes_0_step") for p in overlays) and (fcos_run / "images" / "test_boxes_0.png") in overlays
-    with Image.open(fcos_run / "images" / "test_boxes_0.png") as im:  # predictions | gap | truth, enlarged
-        assert im.size == (2 * 4 * 64 + 4, 4 * 64) and im.mode == "RGB"
+    with Image.open(fcos_run / "images" / "test_boxes_0.png") as im:  # a titled figure: prediction | truth, enlarged x4
+        assert im.size[0] > 2 * 4 * 64 and im.size[1] > 4 * 64 and im.format == "PNG"
 
 
 def test_predict_writes_coco_results_in_original_pixels(fcos_run: Path, data_root: Path, tmp_path: Path) -> None:
@@ -92,15 +93,18 @@ def test_predict_writes_coco_results_in_original_pixels(fcos_run: Path, data_roo
     x, y, w, h = best["bbox"]
     assert best["image_id"] == 0 and 0 <= best["category_id"] < 10, best
     assert torch.allclose(torch.tensor([x, y, x + w, y + h]), expected, atol=2.0), (best, expected)
-    # the picture: the user's image at its own size (not the 40x64 letterbox), named after the file,
-    # with the confident boxes drawn at their original-pixel place (an edge pixel takes the class colour)
+    # the picture: the user's image (not the 40x64 letterbox), named after the file, enlarged by an
+    # integer zoom as every image under MIN_SIDE is (20 px: x13, so labels are legible), with the
+    # confident boxes drawn at their original-pixel place times the zoom (an edge pixel takes the class colour)
     drawn = np.asarray(Image.open(results_file.parent / "predictions" / "wide.png").convert("RGB")).astype(int)
-    assert drawn.shape == (20, 32, 3)
+    zoom = display_zoom(20, 32)
+    assert zoom == 13 and drawn.shape == (20 * zoom, 32 * zoom, 3)
     confident = [r for r in results if r["score"] >= 0.3]
     for r in confident:
-        bx, by = round(r["bbox"][0]), round(r["bbox"][1] + r["bbox"][3] / 2)
-        assert drawn[min(by, 19), min(bx, 31)].std() > 0, "a grey pixel: no coloured box edge there"
-    assert np.array_equal(drawn[..., 0], canvas.numpy()) == (not confident)
+        bx, by = round(r["bbox"][0] * zoom), round((r["bbox"][1] + r["bbox"][3] / 2) * zoom)
+        assert drawn[min(by, 20 * zoom - 1), min(bx, 32 * zoom - 1)].std() > 0, "a grey pixel: no coloured box edge there"
+    enlarged = canvas.repeat_interleave(zoom, 0).repeat_interleave(zoom, 1).numpy()
+    assert np.array_equal(drawn[..., 0], enlarged) == (not confident)
     gt = {"images": [{"id": 0, "file_name": "wide.png", "height": 20, "width": 32}],
           "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [10, 3, 14, 14], "area": 196, "iscrowd": 0}],
           "categories": [{"id": i, "name": str(i)} for i in range(10)]}  # fmt: skip

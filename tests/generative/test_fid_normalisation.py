@@ -82,3 +82,33 @@ def test_fid_between_two_real_sets_is_that_of_the_normalised_features(fmnist_dm,
     root = torch.linalg.eigvals(ca @ cb).sqrt().real.sum()  # tr sqrt(ca cb): sqrt of its eigenvalues
     expected = float(((a.mean(0) - b.mean(0)) ** 2).sum() + ca.trace() + cb.trace() - 2 * root)
     assert fid == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
+def test_fid_and_kid_equal_torch_fidelity_fed_the_same_features(fmnist_dm, fmnist_train, fmnist_test,
+                                                                lenet_checkpoint: Path) -> None:  # fmt: skip
+    """An independent implementation (torch-fidelity's statistics → metric functions) given the
+    very features the suite's metrics see; KID over one subset of every image (the MMD estimate
+    does not depend on the order, so no sampling difference is left between the two)."""
+    from torch_fidelity.metric_fid import (
+        fid_features_to_statistics,
+        fid_statistics_to_metric,
+    )
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    extractor = classifier_features("lenet5", lenet_checkpoint, "lenet5_fmnist", num_classes=10,
+                                    mean=fmnist_dm.mean, std=fmnist_dm.std, in_chans=1)  # fmt: skip
+    real, fake = fmnist_train[0][:200], fmnist_test[0][:200].flip(-2)  # upside-down garments: far from the real set
+    metrics = build_sample_metrics(extractor, kid_subset_size=200, kid_subsets=1)
+    for metric in metrics.values():
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    ours = compute_sample_metrics(metrics)
+
+    with torch.no_grad():
+        a, b = (extractor(x).double() for x in (real, fake))
+    fid = fid_statistics_to_metric(fid_features_to_statistics(a), fid_features_to_statistics(b), verbose=False)
+    kid = kid_features_to_metric(a, b, kid_subsets=1, kid_subset_size=200, verbose=False)
+    assert ours["fid_lenet5_fmnist"] > 0.02 and ours["kid_lenet5_fmnist"] > 1e-4  # distances worth comparing
+    assert ours["fid_lenet5_fmnist"] == pytest.approx(fid["frechet_inception_distance"], rel=1e-3)
+    assert ours["kid_lenet5_fmnist"] == pytest.approx(kid["kernel_inception_distance_mean"], rel=1e-3)

@@ -12,6 +12,7 @@ from visionsuite.outputs.generative_pictures import (
     image_grid,
     interpolation_grid,
     latent_scatter,
+    latent_scatter_figure,
     manifold_grid,
     save_gif,
     save_png,
@@ -60,6 +61,20 @@ def test_latent_scatter_draws_class_colours() -> None:
     assert {(31, 119, 180), (255, 127, 14), (44, 160, 44)} <= colours  # tab10's first three
     with pytest.raises(ValueError, match="2-D"):
         latent_scatter(torch.randn(5, 3), labels[:5])
+
+
+def test_latent_scatter_gives_each_class_its_own_marker_shape_too() -> None:
+    """Readable in greyscale print: the classes differ by marker shape as well as colour, in the plot and its legend."""
+    z = torch.randn(240, 2)
+    labels = torch.arange(240) % 12  # beyond tab10's ten colours: the (colour, shape) pairs still differ
+    ax = latent_scatter_figure(z, labels, [f"k{i}" for i in range(12)]).axes[0]
+    shapes = [coll.get_paths()[0].vertices.round(3).tobytes() for coll in ax.collections]
+    assert len(ax.collections) == 12 and len(set(shapes[:10])) == 10
+    colours = [tuple(coll.get_facecolor()[0].round(3)) for coll in ax.collections]
+    assert len(set(zip(colours, shapes, strict=True))) == 12
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [f"k{i}" for i in range(12)]
+    assert [h.get_paths()[0].vertices.round(3).tobytes() for h in legend.legend_handles] == shapes
 
 
 def test_gif_has_one_frame_per_grid(tmp_path) -> None:

@@ -54,3 +54,36 @@ def test_torchmetrics_macro_accuracy_differs_from_the_paper_here() -> None:
     theirs = MulticlassAccuracy(4, average="macro", ignore_index=VOID)(PRED, TARGET).item()
     assert theirs == pytest.approx((5 / 7 + 4 / 6 + 0) / 3)
     assert theirs != pytest.approx(HAND["class_accuracy"])
+
+
+def test_metrics_equal_numpy_confusion_matrix_on_camvid_masks(camvid_files) -> None:
+    """On real CamVid label maps (void 11 included), against an independent count: numpy's
+    ``bincount`` confusion matrix over the non-void pixels, and the three numbers read off it.
+    Predictions: the true maps shifted by 9 pixels (errors at every class boundary) with 5 % of
+    pixels set to random classes."""
+    import numpy as np
+    from PIL import Image
+
+    targets = torch.stack([torch.from_numpy(np.array(Image.open(m), dtype=np.int64)) for _, m in camvid_files])
+    generator = torch.Generator().manual_seed(0)
+    preds = torch.roll(targets, shifts=9, dims=-1).clamp(max=10)  # void shifted in becomes Bicyclist
+    noise = torch.rand(preds.shape, generator=generator) < 0.05
+    preds[noise] = torch.randint(0, 11, (int(noise.sum()),), generator=generator)
+    metrics = segmentation_metrics(11, 11)
+    for k in range(len(targets)):  # image by image, as validation batches arrive
+        metrics.update(preds[k : k + 1], targets[k : k + 1])
+    result = metrics.compute()
+
+    t, p = targets.numpy().ravel(), preds.numpy().ravel()
+    keep = t != 11
+    confusion = np.bincount(t[keep] * 11 + p[keep], minlength=121).reshape(11, 11).astype(float)
+    tp, truth, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+    present = truth > 0  # recall is defined for a class with true pixels
+    union = truth + predicted - tp
+    defined = union > 0  # IoU for a class that is true or predicted somewhere (0 when only predicted)
+    iou = np.divide(tp, union, out=np.full(11, np.nan), where=defined)
+    assert 0.3 < tp.sum() / confusion.sum() < 0.99  # the shift and noise leave errors to count
+    assert result["global_accuracy"].item() == pytest.approx(tp.sum() / confusion.sum(), abs=1e-6)
+    assert result["class_accuracy"].item() == pytest.approx((tp[present] / truth[present]).mean(), abs=1e-6)
+    assert result["miou"].item() == pytest.approx(iou[defined].mean(), abs=1e-6)
+    torch.testing.assert_close(result["iou_per_class"].double(), torch.from_numpy(iou), atol=1e-6, rtol=0, equal_nan=True)

@@ -96,6 +96,20 @@ def _bad_runs_leave_the_csv_as_it_was(model: Path, folder: Path, csv_path: Path,
     assert main(["predict-exported", str(broken), str(folder), "--output", str(csv_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.onnx" in err[0], err
+    unreadable = folder.parent / "unreadable"  # a folder of images none of which decodes
+    unreadable.mkdir()
+    (unreadable / "notes.png").write_text("not an image")
+    (unreadable / "cut.jpg").write_bytes((folder / "img_00.png").read_bytes()[:40])
+    assert main(["predict-exported", str(model), str(unreadable), "--output", str(csv_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"visionsuite: error: {unreadable}: none of its 2 image file(s) is readable (nothing was written)"]
+    shutil.copy(model, broken)  # a classification graph whose sidecar says segmentation
+    broken.with_name(broken.name + ".json").write_text(json.dumps({**sidecar, "task": "segmentation", "palette": [[0, 0, 0]] * 10}))
+    masks = folder.parent / "masks"
+    assert main(["predict-exported", str(broken), str(folder), "--output", str(masks)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not the [1, 10, H, W] class maps" in err[0], err
+    assert not masks.exists() or not any(masks.iterdir())
     assert csv_path.read_bytes() == before
 
 

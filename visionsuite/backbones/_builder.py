@@ -80,11 +80,10 @@ def load_pretrained(
     report = load_weights(model, kept, fresh=fresh)
     report.dropped, report.fresh = dropped, fresh
     if dropped or fresh:
-        log.warning(
-            "Loaded %s into %s without its classifier: dropped %d key(s) [%s]; re-initialised %d [%s]",
-            where, getattr(model, "label", type(model).__name__), len(dropped), ", ".join(dropped),
-            len(fresh), ", ".join(fresh),
-        )  # fmt: skip
+        parts = [f"dropped {len(dropped)} key(s) [{', '.join(dropped)}]"] if dropped else []
+        parts += [f"re-initialised {len(fresh)} [{', '.join(fresh)}]"] if fresh else []
+        log.warning("Loaded %s into %s without its classifier: %s", where, getattr(model, "label", type(model).__name__),
+                    "; ".join(parts))  # fmt: skip
     return report
 
 

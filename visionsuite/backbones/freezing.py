@@ -11,8 +11,8 @@ Why a flag and not timm's/torchvision's ``FrozenBatchNorm2d`` (which the segment
 until the two mechanisms became one): it can be undone (scheduled unfreezing, ``unfreeze_at``),
 the modules keep their types (a checkpoint of a frozen run loads into an unfrozen model, and the
 other way round) and the state-dict keys stay those of the pretrained weights. Both run a frozen
-norm as the same affine map; ``benchmarks/bench_frozen_norms.py`` times the two on the smp
-U-Net-Lite0 step with three frozen encoder stages (not yet run: no result is committed). Whole
+norm as the same affine map and cost the same per step within noise on the smp U-Net-Lite0 with
+three frozen encoder stages (``benchmarks/results/frozen_norms.md``). Whole
 torchvision detectors keep torchvision's own
 ``FrozenBatchNorm2d``: there it is part of the architecture its COCO weights were trained with.
 """

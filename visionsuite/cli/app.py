@@ -15,6 +15,7 @@ Errors caused by the user's input are printed as one line (exit status 2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -134,14 +135,22 @@ def _lightning_cli(args: list[str] | None) -> Any:
             return trainer
 
         def after_fit(self) -> None:
+            if not self._test_after_fit() and self.trainer.is_global_zero and not self.trainer.interrupted:
+                # no test headline (no test data, test_after_fit off, or a task without a headline metric,
+                # e.g. a GAN without FID): still one closing line saying what was trained and where it is
+                print(f"Fit finished after {self.trainer.global_step} steps; run folder {self.trainer.default_root_dir}")
+
+        def _test_after_fit(self) -> bool:
+            """Test the best checkpoint after fit; whether its headline line was printed."""
             if not self.config[self.subcommand].get("test_after_fit", False):
-                return
+                return False
             if self.trainer.interrupted or not _has_test_data(self.datamodule):
-                return
+                return False
             best = getattr(self.trainer.checkpoint_callback, "best_model_path", "") or None
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=True)
             if self.trainer.is_global_zero and results:
-                _print_result(results[0], self.model, "test", "best-validation checkpoint" if best else "final weights")
+                return _print_result(results[0], self.model, "test", "best-validation checkpoint" if best else "final weights")
+            return False
 
         def after_test(self) -> None:
             self._closing_line("test")
@@ -149,20 +158,33 @@ def _lightning_cli(args: list[str] | None) -> Any:
         def after_validate(self) -> None:
             self._closing_line("val")
 
-        def _closing_line(self, stage: str) -> None:
-            """``Test acc (best-epoch=004-step=640.ckpt, step 640): 91.2%``: what was scored, on which weights."""
-            from visionsuite.outputs.metrics_file import scored_step
-
+        def after_predict(self) -> None:
+            """``Predicted 20 image(s) (best-epoch=004-step=640.ckpt, step 640); outputs in …``."""
             if not self.trainer.is_global_zero or not isinstance(self.model, BaseTask):
                 return
+            loaders = self.trainer.predict_dataloaders
+            images = 0
+            for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+                with contextlib.suppress(TypeError, AttributeError):  # a loader over an iterable dataset has no length
+                    images += len(loader.dataset)
+            print(f"Predicted {images} image(s) ({self._which('predict')}); outputs in {self.trainer.default_root_dir}")
+
+        def _which(self, stage: str) -> str:
+            """The weights a stage ran on: the checkpoint and its step, or what was loaded without one."""
+            from visionsuite.outputs.metrics_file import scored_step
+
             ckpt = self.trainer.ckpt_path
-            step = scored_step(self.trainer, self.model, stage)
             hp = self.model.hparams
             pretrained = hp.get("detector_weights") or hp.get("weights")  # zero-shot: the pretrained weights as loaded
             untrained = f"{pretrained} as loaded, no checkpoint" if pretrained else "untrained weights"
-            which = f"{Path(ckpt).name}, step {step}" if ckpt else untrained
+            return f"{Path(ckpt).name}, step {scored_step(self.trainer, self.model, stage)}" if ckpt else untrained
+
+        def _closing_line(self, stage: str) -> None:
+            """``Test acc (best-epoch=004-step=640.ckpt, step 640): 91.2%``: what was scored, on which weights."""
+            if not self.trainer.is_global_zero or not isinstance(self.model, BaseTask):
+                return
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
-            _print_result(metrics, self.model, stage, which)
+            _print_result(metrics, self.model, stage, self._which(stage))
 
     try:
         cli = _run_cli(VisionSuiteCLI, LoggedConfig, args)
@@ -188,7 +210,8 @@ def _run_cli(cli_class: Any, save_config: Any, args: list[str] | None) -> Any:
 
     if not BASE_CONFIG.is_file():
         raise ConfigError(f"{BASE_CONFIG} is missing: the installed package is incomplete (reinstall visionsuite)")
-    base = {name: {"default_config_files": [str(BASE_CONFIG)]} for name in CONFIG_SUBCOMMANDS}
+    # abbreviations off: `--trainer.max_epoch 3` is a misspelling to report, not a prefix of max_epochs to take
+    base = {name: {"default_config_files": [str(BASE_CONFIG)], "allow_abbrev": False} for name in CONFIG_SUBCOMMANDS}
     return cli_class(
         model_class=BaseTask,
         datamodule_class=LightningDataModule,
@@ -198,7 +221,7 @@ def _run_cli(cli_class: Any, save_config: Any, args: list[str] | None) -> Any:
         auto_configure_optimizers=False,
         save_config_callback=save_config,
         save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
-        parser_kwargs={"exit_on_error": False, **base},  # errors reach main(), which prints one line
+        parser_kwargs={"exit_on_error": False, "allow_abbrev": False, **base},  # errors reach main(), which prints one line
         args=args,
     )
 
@@ -412,10 +435,33 @@ def _drop_unset_wandb_anonymous(trainer: Any) -> None:
             init.pop("anonymous", None)
 
 
+def _data_warnings_on_one_line() -> None:
+    """Print the data layer's skipped-and-counted notes (:class:`DataWarning`) as the suite's own
+    one-line warnings, not as warnings located in the Lightning file that called the data module."""
+    import warnings
+
+    from visionsuite.errors import DataWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "_visionsuite", False):
+        return
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, DataWarning):
+            print(f"visionsuite: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._visionsuite = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def _quiet_lightning() -> None:
     """Drop Lightning's advertisement tips and a deprecation note from its own internals."""
     import logging
     import warnings
+
+    _data_warnings_on_one_line()
 
     class NoTips(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -427,23 +473,28 @@ def _quiet_lightning() -> None:
             log.addFilter(NoTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter")  # main() hands it the (rewritten) argv
+    # predict over the suite's resumable loader: the prediction writers name files by the batch's
+    # own paths, never by Lightning's batch indices, so the indices it cannot infer are not needed
+    warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices fetched from your dataloader")
 
 
-def _print_result(metrics: dict[str, float], model: Any, stage: str, which: str) -> None:
+def _print_result(metrics: dict[str, float], model: Any, stage: str, which: str) -> bool:
     """One closing line with the headline metric in its own unit, for humans and ``make train``.
 
     The task names the metric (``headline_key()``: by default the test twin of ``monitor``) and
     its format (``headline_format``: ``"{:.2%}"`` for an accuracy, ``"{:.2f} nats"`` for a loss);
     ``stage`` ``val`` prints its validation twin; ``which`` says which weights were scored.
+    Whether a line was printed (not when the task has no headline metric or it was not logged).
     """
     key = model.headline_key()
     if key is None:
-        return
+        return False
     key = key.replace("test/", f"{stage}/", 1)
     if key not in metrics:
-        return
+        return False
     title = {"test": "Test", "val": "Validation"}[stage]
     print(f"{title} {key.split('/', 1)[-1]} ({which}): {model.headline_format.format(metrics[key])}")
+    return True
 
 
 def condense_parser_error(message: str) -> str:
@@ -490,7 +541,7 @@ SUBCOMMANDS = {
     "backbones": "list the backbone names (optionally matching a pattern)",
     "list": "list what a registry holds: backbones, heads, models, losses, optimizers, schedulers or generative",
     "export": "export a checkpoint to ONNX or TorchScript and check it on real test images",
-    "predict-exported": "predictions CSV from an exported model, without Lightning",
+    "predict-exported": "predict with an exported model, without Lightning (a CSV, or masks for segmentation)",
     "ensemble": "score checkpoints and their ensemble (mean/weighted/vote) on the test set",
     "explain": "saliency, Grad-CAM on a stage and first-layer filters of a checkpoint, as PNGs",
     "runs": "list the runs below a folder (default logs/): task, model, status, epochs, best metric, age",
@@ -519,7 +570,7 @@ EXAMPLES = {
     "explain": "visionsuite explain --run latest --stage layer3",
     "runs": "visionsuite runs",
     "compare": "visionsuite compare runA runB",
-    "convert": "visionsuite convert --from coco --to yolo instances.json out/ --image-dir images/",
+    "convert": "visionsuite convert --from coco --to yolo instances.json out/ --image_dir images/",
 }
 
 
@@ -609,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list(args[1:])
         if args[0] in TOOLS:
             import importlib
+
+            _quiet_lightning()  # the tools that build a Trainer (ensemble --predict_dir) print as fit does
 
             try:
                 return importlib.import_module(TOOLS[args[0]]).main(args[1:])

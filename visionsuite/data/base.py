@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from visionsuite.core.console import timed_line
 from visionsuite.core.options import check_arguments
+from visionsuite.errors import DataWarning
 
 from . import augment as aug
 from .augment import alternating_flips
@@ -42,7 +43,6 @@ from .datasets import RaggedBoxes, TensorImageDataset, batch_loader
 from .errors import InvalidDatasetError
 from .images import decode_images, list_image_files, skipped_message
 from .splits import first_n, holdout_split, resolve_size
-
 
 #: data options that decide what a network sees (its input's normalisation, size and channels):
 #: ``test``/``predict --run`` may not change them (``visionsuite.cli.app``); every other data
@@ -201,12 +201,19 @@ class TensorClassificationDataModule(L.LightningDataModule):
             self.decoded = {s: load_split(self.cache_path(s)) for s in self.cache_splits()}
             self.skipped_files = [f for d in self.decoded.values() for f in d.skipped]
             if self.skipped_files:
-                warnings.warn(skipped_message(self.skipped_files, self._source_description()), stacklevel=2)
+                warnings.warn(skipped_message(self.skipped_files, self._source_description()), stacklevel=2, category=DataWarning)
             self._build_sets()
-        if stage == "fit":
+        if stage == "fit" and not self._task_announces_summary():
             rank_zero_info(self.augmentation_summary())
         if stage == "predict" and self.predict_set is None:
             self.predict_set = self._predict_test_set()
+
+    def _task_announces_summary(self) -> bool:
+        """Whether the model being fitted prints :meth:`augmentation_summary` itself: a visionsuite
+        task does, after it has aligned the normalisation with its pretrained weights, so the line
+        shows the values in force rather than ones about to be replaced."""
+        module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+        return bool(getattr(module, "announces_data_summary", False))
 
     def _source_description(self) -> str:
         return str(self.dataset_dir)
@@ -266,7 +273,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         bad = set(failed)
         if bad:
             names = [files[i].relative_to(folder).as_posix() for i in failed]
-            warnings.warn(skipped_message(names, f"predict_dir {folder}"), stacklevel=3)
+            warnings.warn(skipped_message(names, f"predict_dir {folder}"), stacklevel=3, category=DataWarning)
         if len(bad) == len(files):
             raise InvalidDatasetError(f"predict_dir {str(folder)!r}: none of its {len(files)} image files is readable")
         paths = [str(f) for i, f in enumerate(files) if i not in bad]

@@ -21,6 +21,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from visionsuite.errors import DataWarning
+
 from . import augment as aug
 from .base import TensorClassificationDataModule
 from .batch import Batch
@@ -232,8 +234,7 @@ class DenseTargetDataModule(TensorClassificationDataModule):
             if dropped:
                 warnings.warn(
                     f"{split}: dropped {dropped} box(es) left without area by resizing to {self.image_size}",
-                    stacklevel=2,
-                )
+                    stacklevel=2, category=DataWarning)
             if decoded.skipped and not len(decoded):
                 raise InvalidDatasetError(skipped_message(decoded.skipped, str(base)))
             out[split] = decoded

@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from visionsuite.errors import DataWarning
+
 from .cache import DecodedSplit, load_split
 from .datasets import TensorImageDataset
 from .dense import DenseTargetDataModule, Sample
@@ -67,7 +69,7 @@ class _PredictFolderInSourcePixels:
             paths.append(str(file))
             self._predict_sizes[str(file)] = (int(image.shape[-2]), int(image.shape[-1]))
         if bad:
-            warnings.warn(skipped_message(bad, f"predict_dir {folder}"), stacklevel=3)
+            warnings.warn(skipped_message(bad, f"predict_dir {folder}"), stacklevel=3, category=DataWarning)
         if not images:
             raise InvalidDatasetError(f"predict_dir {str(folder)!r} holds no readable image files")
         return TensorImageDataset(torch.stack(images), paths=paths)
@@ -105,7 +107,7 @@ class DetectionDataModule(_PredictFolderInSourcePixels, MosaicAffineOptions, Den
         found = self.read()
         if any(found.counts.values()):
             counted = ", ".join(f"{n} {why}" for why, n in sorted(found.counts.items()) if n)
-            warnings.warn(f"{type(self).__name__}: boxes clipped or dropped while reading: {counted}", stacklevel=2)
+            warnings.warn(f"{type(self).__name__}: boxes clipped or dropped while reading: {counted}", stacklevel=2, category=DataWarning)
         return found
 
     @property
@@ -354,7 +356,7 @@ class FashionMNISTScenesDataModule(_PredictFolderInSourcePixels, MosaicAffineOpt
                 scale_range=self.scale_range_px, non_overlapping=self.non_overlapping, seed=seed,
             )  # fmt: skip
             if scenes.dropped:
-                warnings.warn(f"{split}: {scenes.dropped} item(s) found no free place in their scene", stacklevel=2)
+                warnings.warn(f"{split}: {scenes.dropped} item(s) found no free place in their scene", stacklevel=2, category=DataWarning)
             out[split] = DecodedSplit(
                 images=scenes.images, classes=list(self.CLASSES), boxes=scenes.boxes, box_labels=scenes.labels,
                 box_offsets=scenes.offsets, sizes=torch.tensor([list(self.image_size)] * count, dtype=torch.int64),

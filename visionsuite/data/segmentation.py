@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from visionsuite.errors import DataWarning
+
 from .cache import CACHE_VERSION
 from .datasets import TensorImageDataset
 from .dense import DenseTargetDataModule, Sample, check_pair_size
@@ -233,7 +235,7 @@ class PairedMaskDataModule(DenseTargetDataModule):
             images.append(fit_sample(image, self.image_size, self.resize_mode).image)
             paths.append(str(f))
         if skipped:
-            warnings.warn(skipped_message(skipped, where), stacklevel=3)
+            warnings.warn(skipped_message(skipped, where), stacklevel=3, category=DataWarning)
         if not images:
             raise InvalidDatasetError(f"{where}: none of its {len(files)} image files is readable")
         return TensorImageDataset(torch.stack(images), paths=paths)

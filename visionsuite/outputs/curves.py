@@ -87,12 +87,26 @@ def curve_panels(series: Series, monitor: str | None) -> list[tuple[str, str, Se
     return [(title, ylabel, data) for title, ylabel, data in panels if data]
 
 
+#: one dash pattern per line of a panel (train / val / …), so a greyscale print tells them apart.
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def draw_curves(panels: list[tuple[str, str, Series]], path: Path) -> Path | None:
     """Draw ``panels`` (from :func:`curve_panels`) into the PNG ``path``, atomically (a temporary
     name in the same folder, then renamed); ``None`` and no file when there is nothing to draw.
     Raises ImportError without matplotlib."""
     if not panels:
         return None
+    fig = curves_figure(panels)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    fig.clear()  # a pyplot-free Figure: nothing else keeps it alive
+    return path
+
+
+def curves_figure(panels: list[tuple[str, str, Series]]) -> Any:
+    """The figure of :func:`draw_curves`: one panel per quantity, one line per series, each line
+    with its own dash pattern (:data:`LINE_STYLES`)."""
     from visionsuite.outputs.figures import new_figure  # matplotlib, only when something is drawn
 
     cols = 1 if len(panels) == 1 else 2
@@ -102,19 +116,17 @@ def draw_curves(panels: list[tuple[str, str, Series]], path: Path) -> Path | Non
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax, (title, ylabel, data) in zip(axes.flat, panels, strict=False):
-        for key, points in data.items():
+        for i, (key, points) in enumerate(data.items()):
             steps, values = zip(*points, strict=True)
-            ax.plot(steps, values, label=key, marker="o" if len(points) <= 30 else None, markersize=3, linewidth=1.2)
+            ax.plot(steps, values, label=key, marker="o" if len(points) <= 30 else None, markersize=3, linewidth=1.2,
+                    linestyle=LINE_STYLES[i % len(LINE_STYLES)])  # fmt: skip  # the lines differ in greyscale too
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    fig.clear()  # a pyplot-free Figure: nothing else keeps it alive
-    return path
+    return fig
 
 
 class TrainingCurves(Callback):
@@ -138,24 +150,33 @@ class TrainingCurves(Callback):
         self._update(trainer, pl_module)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._update(trainer, pl_module)
+        path = self._update(trainer, pl_module)
+        if path is not None:  # W&B draws the scalars itself; the run's own picture goes there once, at the end
+            from lightning.pytorch.loggers import WandbLogger
 
-    def _update(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.log_image(key="curves", images=[str(path)])
+
+    def _update(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
+        """Redraw the PNG; its path, or ``None`` when nothing was drawn."""
         if trainer.fast_dev_run:
-            return
+            return None
         out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "images"  # as FigureLogger; collective under DDP
         if not trainer.is_global_zero:
-            return
+            return None
         try:
             logger = _csv_logger(trainer)
             rows = csv_rows(logger) if logger is not None else self.rows
             panels = curve_panels(curve_series(rows), getattr(pl_module, "monitor", None))
-            draw_curves(panels, out_dir / FILENAME)
+            written = draw_curves(panels, out_dir / FILENAME)
             self.drawn = panels
+            return written
         except ImportError as err:
             self._warn(f"no {FILENAME}: {err} (pip install matplotlib)")
         except Exception as err:  # noqa: BLE001 - a picture must never stop a training
             self._warn(f"could not draw {out_dir / FILENAME}: {type(err).__name__}: {err}")
+        return None
 
     def _warn(self, message: str) -> None:
         if not self._warned:

@@ -18,6 +18,10 @@ from visionsuite.outputs.figures import confusion_figure, new_figure
 #: most classes drawn in the precision-recall figure (the ones with the most test boxes).
 MAX_CURVES = 10
 BACKGROUND = "background"
+#: line styles and markers cycled over the curves, so classes differ in greyscale print too, not by
+#: colour only: the markers alone tell :data:`MAX_CURVES` classes apart, the styles add a second cue.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 def top_classes(support: Mapping[int, int], classes: Sequence[int], top: int = MAX_CURVES) -> list[int]:
@@ -33,16 +37,19 @@ def pr_curves_figure(
 ) -> Figure:
     """Precision against recall at IoU 0.5, one curve per class with the most test boxes (at most
     ``top``), each labelled with its AP@.5 and box count, and the mean curve of every class with
-    test boxes in bold (its area is mAP@.5). ``curves``: class → (precision at 101 recall points, AP@.5)."""
+    test boxes in bold (its area is mAP@.5). Each curve has its own line style and marker as well as
+    colour. ``curves``: class → (precision at 101 recall points, AP@.5)."""
     fig = new_figure(8.0, 5.0)
     ax = fig.subplots()
     shown = top_classes(support, list(curves), top)
-    for cls in shown:
+    for rank, cls in enumerate(shown):
         precision, ap = curves[cls]
         recall = torch.linspace(0, 1, len(precision))
         name = names[cls] if cls < len(names) else f"class{cls}"
         label = f"{name}  AP@.5 {ap:.3f} ({support.get(cls, 0)} boxes)"
-        ax.plot(recall.numpy(), precision.cpu().numpy(), linewidth=1.2, label=label)
+        style, marker = LINE_STYLES[rank % len(LINE_STYLES)], MARKERS[rank % len(MARKERS)]
+        ax.plot(recall.numpy(), precision.cpu().numpy(), linewidth=1.2, label=label, linestyle=style, marker=marker,
+                markevery=(rank % 5 * 2, 10), markersize=4)  # fmt: skip  staggered, so markers of equal curves show
     if curves:
         mean = torch.stack([p.cpu() for p, _ in curves.values()]).mean(0)
         ax.plot(torch.linspace(0, 1, len(mean)).numpy(), mean.numpy(), linewidth=3, color="black",

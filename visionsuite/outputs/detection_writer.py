@@ -62,7 +62,7 @@ class DetectionPredictionWriter(BasePredictionWriter):
             boxes = boxes_to_source(det["boxes"], placement) if placement is not None else det["boxes"]
             canvas, drawn = image, det["boxes"]
             source = dm.source_file(path) if hasattr(dm, "source_file") else (Path(path) if Path(path).is_file() else None)
-            if placement is not None and source is not None:  # the original photo, at its own size
+            if placement is not None and source is not None:  # the original photo, at its own size (a tiny one enlarged)
                 canvas, drawn = torch.from_numpy(load_image(source, 3, None)), boxes
             shown = det["scores"] >= self.min_score
             labels = det["labels"][shown]

@@ -62,7 +62,9 @@ class ExplanationFigures(Callback):
             probs = pl_module(images).float().softmax(-1).cpu()
         captions = predicted_captions(probs, pl_module.class_names())
         titled = {"saliency": maps["val/saliency"], f"Grad-CAM {self.stage}": maps[f"val/gradcam_{self.stage}"]}
-        figure = explanation_figure(shown, titled, captions)
-        figure.suptitle(f"what the network looks at (step {trainer.global_step})", fontsize=10)
+        from visionsuite.outputs.metrics_file import scored_step
+
+        step = scored_step(trainer, pl_module, "val")  # a validate of a checkpoint: that checkpoint's step
+        figure = explanation_figure(shown, titled, captions, title=f"what the network looks at (epoch {trainer.current_epoch}, step {step})")
         deliver(trainer, {"val/explanations": figure}, "val", out_dir)
 

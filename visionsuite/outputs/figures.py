@@ -32,21 +32,41 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def sample_grid(images: Tensor, labels: Tensor, preds: Tensor, names: Sequence[str]) -> Figure:
-    """Images with ``pred (true)`` titles, green when right and red when wrong."""
+def sample_grid(images: Tensor, labels: Tensor, probs: Tensor, names: Sequence[str]) -> Figure:
+    """Test images each titled with its prediction and that class's probability (``✓ Coat 0.93``);
+    a wrong one is marked ``✗`` in red with the true class under it, so right and wrong differ in
+    greyscale print too, not by colour only.
+
+    ``probs`` is [N, K] class probabilities (or [N] predicted indices, drawn without a score).
+    """
     n = len(images)
     cols = max(1, min(8, n))
     rows = max(1, math.ceil(n / cols))
-    fig = new_figure(1.6 * cols, 1.8 * rows)
+    h, w = images.shape[-2:] if n else (1, 1)
+    cw, ch = _cell_inches(int(h), int(w))
+    title_h = 0.42  # two lines of 7-pt text over each cell
+    fig = new_figure(cols * (cw + 0.1), rows * (ch + title_h) + 0.4)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, img, y, p in zip(axes.flat, images.detach().cpu(), labels.tolist(), preds.tolist(), strict=False):
-        pic = img.permute(1, 2, 0).clamp(0, 1).numpy()
-        gray = pic.shape[-1] == 1
-        ax.imshow(pic.squeeze(-1) if gray else pic, cmap="gray" if gray else None)
-        ax.set_title(f"{names[p]}\n({names[y]})", fontsize=7, color="green" if p == y else "red")
-    fig.suptitle("prediction (truth)", fontsize=9)
+    if probs.ndim == 2:
+        scores, preds = probs.detach().cpu().max(1)
+        score_list: list[float | None] = scores.tolist()
+    else:
+        preds, score_list = probs.detach().cpu(), [None] * n
+
+    def name(k: int) -> str:
+        return str(names[k]) if k < len(names) else f"class{k}"
+
+    for ax, img, y, p, score in zip(axes.flat, images.detach().cpu(), labels.tolist(), preds.tolist(), score_list, strict=False):
+        _show(ax, img)
+        ax.axis("on")
+        shown = name(p) + (f" {score:.2f}" if score is not None else "")
+        title = f"\u2713 {shown}" if p == y else f"\u2717 {shown}\ntrue: {name(y)}"
+        ax.set_title(title, fontsize=7, color="#1a7f37" if p == y else "#cf222e")
+    right = sum(int(p == y) for p, y in zip(preds.tolist(), labels.tolist(), strict=False))
+    fig.suptitle(f"test samples: prediction and its probability ({right}/{n} right; \u2717 wrong, with the truth)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -82,12 +102,17 @@ def denormalize(images: Tensor, mean: Sequence[float] | None, std: Sequence[floa
     return images * std_t + mean_t
 
 
+#: the colour map of saliency and Grad-CAM maps: perceptually uniform with a luminance that rises
+#: with the value (unlike ``jet``), so a map printed in greyscale still reads dark = low, bright = high.
+HEAT_MAP = "inferno"
+
+
 def overlay_maps(images: Tensor, maps: Tensor) -> Tensor:
-    """Each image (grey or RGB, [0, 1]) beside its map coloured by matplotlib's ``jet``: [N, 2, 3, H, W]."""
+    """Each image (grey or RGB, [0, 1]) beside its map coloured by :data:`HEAT_MAP`: [N, 2, 3, H, W]."""
     from matplotlib import colormaps
 
     rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
-    heat = torch.from_numpy(colormaps["jet"](maps.numpy())[..., :3]).permute(0, 3, 1, 2).float()
+    heat = torch.from_numpy(colormaps[HEAT_MAP](maps.numpy())[..., :3]).permute(0, 3, 1, 2).float()
     return torch.stack([rgb, 0.5 * rgb + 0.5 * heat], dim=1)
 
 
@@ -180,13 +205,14 @@ def class_legend(names: Sequence[str], palette: Sequence[Sequence[int]], masks: 
     return [(str(names[k]) if k < len(names) else f"class{k}", palette[k]) for k in sorted(present) if 0 <= k < len(palette)]
 
 
-def explanation_figure(images: Tensor, maps: dict[str, Tensor], captions: Sequence[str]) -> Figure:
+def explanation_figure(images: Tensor, maps: dict[str, Tensor], captions: Sequence[str], *, title: str | None = None) -> Figure:
     """Each image beside its maps (saliency, Grad-CAM …), one row per image labelled with its
-    predicted class and score (``captions``); maps are drawn with ``jet`` over the image."""
+    predicted class and score (``captions``); maps are drawn with :data:`HEAT_MAP` over the image
+    (bright = where the class score responds most). ``title`` goes above the column titles."""
     rows = []
     for i in range(len(images)):
         rows.append([images[i], *(overlay_maps(images[i : i + 1], m[i : i + 1].cpu())[0, 1] for m in maps.values())])
-    return labelled_grid(rows, ["image", *maps], captions)
+    return labelled_grid(rows, ["image", *(f"{name} (bright = high)" for name in maps)], captions, title=title)
 
 
 def predicted_captions(probs: Tensor, names: list[str]) -> list[str]:

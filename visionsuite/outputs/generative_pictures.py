@@ -20,6 +20,9 @@ from torchvision.utils import make_grid
 from visionsuite.core.atomic import atomic_path
 
 Decode = Callable[[Tensor], Tensor]  # latents [N, D] → images [N, C, H, W] in [0, 1]
+#: one marker shape per class beside tab10's colour, so classes stay apart in greyscale print; 11
+#: shapes against 10 colours give a distinct (colour, shape) pair to each of 110 classes.
+SCATTER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 
 
 def image_grid(images: Tensor, nrow: int = 8, padding: int = 2) -> Tensor:
@@ -66,7 +69,22 @@ def manifold_grid(decode: Decode, n: int = 20, *, device: torch.device | str = "
 def latent_scatter(
     z: Tensor, labels: Tensor, class_names: Sequence[str] | None = None, *, size: float = 6.0, dpi: int = 100, alpha: float = 0.7
 ) -> Tensor:
-    """Scatter of 2-D latent means coloured by class (Kingma & Welling's latent picture), as uint8 [3, H, W]."""
+    """Scatter of 2-D latent means by class (Kingma & Welling's latent picture), as uint8 [3, H, W];
+    drawn by :func:`latent_scatter_figure`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = latent_scatter_figure(z, labels, class_names, size=size, dpi=dpi, alpha=alpha)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).contiguous()
+
+
+def latent_scatter_figure(
+    z: Tensor, labels: Tensor, class_names: Sequence[str] | None = None, *, size: float = 6.0, dpi: int = 100, alpha: float = 0.7
+) -> Any:
+    """The latent scatter as a matplotlib figure: one point set per class, each with its tab10
+    colour *and* its own marker shape (:data:`SCATTER_MARKERS`), named in the legend."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -74,21 +92,21 @@ def latent_scatter(
     if z.shape[1] != 2:
         raise ValueError(f"latent_scatter needs 2-D latents, got {z.shape[1]}-D")
     fig = Figure(figsize=(size, size), dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     points, classes = z.detach().cpu().numpy(), labels.detach().cpu().numpy()
     cmap = matplotlib.colormaps["tab10"]
     for c in np.unique(classes):
         mask = classes == c
         label = class_names[int(c)] if class_names is not None else str(int(c))
-        ax.scatter(points[mask, 0], points[mask, 1], s=4, color=cmap(int(c) % 10), label=label, alpha=alpha)
+        marker = SCATTER_MARKERS[int(c) % len(SCATTER_MARKERS)]
+        ax.scatter(points[mask, 0], points[mask, 1], s=9, color=cmap(int(c) % 10), marker=marker, label=label, alpha=alpha,
+                   linewidths=0)  # fmt: skip
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
-    ax.legend(markerscale=4, fontsize="small", loc="best")
+    ax.legend(markerscale=3, fontsize="small", loc="best")
     fig.tight_layout()
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
-    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).contiguous()
+    return fig
 
 
 def save_png(image: Tensor, path: str | os.PathLike[str]) -> Path:

@@ -63,7 +63,7 @@ class SegmentationMaskWriter(BasePredictionWriter):
             original = torch.from_numpy(load_image(source, 3, None))
             _, placement = plan(tuple(original.shape[-2:]), dm.image_size, dm.resize_mode)
             mask = restore(logits[None].float(), placement)[0].argmax(0)
-            target = prediction_path(out_dir, source, root, self._taken)
+            target = prediction_path(out_dir, source, root, self._taken, companions=("_overlay",))
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as tmp:
                 palette_image(mask.numpy(), palette).save(tmp)

@@ -19,7 +19,7 @@ def scored_step(trainer: Trainer, pl_module: LightningModule, stage: str) -> int
 
 
 class MetricsFileWriter(Callback):
-    """After fit and after test, dump ``trainer.callback_metrics`` to ``<default_root_dir>/metrics.json``.
+    """After fit, test and validate, dump ``trainer.callback_metrics`` to ``<default_root_dir>/metrics.json``.
 
     Under DDP every rank writes ``metrics.rank<N>.json``: the metrics are synchronised across
     ranks, so these files are identical – which is what the DDP test checks.
@@ -37,8 +37,8 @@ class MetricsFileWriter(Callback):
         existing = json.loads(path.read_text()) if path.exists() else {}
         existing.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         existing[f"{stage}_global_step"] = scored_step(trainer, pl_module, stage)
-        if stage == "test" and trainer.ckpt_path:
-            existing["test_checkpoint"] = str(trainer.ckpt_path)
+        if stage in ("test", "validate") and trainer.ckpt_path:
+            existing[f"{stage}_checkpoint"] = str(trainer.ckpt_path)
         write_text_atomic(path, json.dumps(existing, indent=2, sort_keys=True))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -46,3 +46,8 @@ class MetricsFileWriter(Callback):
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._write(trainer, pl_module, "test")
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """``visionsuite validate``: its scores too (the validations inside a fit are in ``metrics.csv``)."""
+        if trainer.state.fn == "validate" and not trainer.sanity_checking:
+            self._write(trainer, pl_module, "validate")

@@ -103,6 +103,9 @@ class BaseTask(LightningModule, ABC):
     #: whether the pretrained weights' input size is compared with the data's (one warning line);
     #: dense tasks (segmentation, detection) run their encoders at any size.
     compares_input_size: bool = False
+    #: the task prints the data module's augmentation and normalisation line at fit setup, after
+    #: :meth:`align_datamodule` (read by the data modules, which print it themselves otherwise).
+    announces_data_summary: bool = True
     #: the batch part a per-class output is scored against (``label``, ``mask``); ``None`` for
     #: tasks without one. Ensembles combine the class probabilities of tasks that have one.
     target_key: str | None = None
@@ -468,6 +471,8 @@ class BaseTask(LightningModule, ABC):
         datamodule = self.datamodule
         if datamodule is not None:
             self.align_datamodule(datamodule)
+            if stage == "fit" and hasattr(datamodule, "augmentation_summary"):
+                rank_zero_info(datamodule.augmentation_summary())  # the normalisation in force, adopted or not
         data_classes = getattr(datamodule, "num_classes", None)
         classes = self.expected_data_classes()
         if None not in (data_classes, classes) and stage != "predict" and data_classes != classes:

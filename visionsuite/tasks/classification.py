@@ -217,7 +217,7 @@ class ClassificationTask(BaseTask):
             batch, out = self.first_batches["test"]
             k = self.hparams.num_sample_images
             images = self.display_pixels(batch["image"][:k])
-            pictures["test/samples"] = figures.sample_grid(images, batch["label"][:k], out.preds[:k].argmax(1), names)
+            pictures["test/samples"] = figures.sample_grid(images, batch["label"][:k], out.preds[:k].float().softmax(1), names)
         confusion = self.stage_results.get("test", {}).get("test/confusion_matrix")
         if confusion is not None:
             pictures["test/confusion_matrix"] = figures.confusion_figure(confusion.cpu(), names)

@@ -142,6 +142,11 @@ class DetectionTask(BaseTask):
                 f"DetectionTask: fpn_channels must be a multiple of 32 for the fcos head (its GroupNorm has"
                 f" 32 groups), got {hp.fpn_channels}"
             )
+        if hp.head == "yolo" and hp.fpn_channels < 2:  # its C2f blocks split the channels into two halves
+            raise ConfigError(
+                f"DetectionTask: fpn_channels must be at least 2 for the yolo head (its C2f blocks split the"
+                f" channels into two halves), got {hp.fpn_channels}"
+            )
         body = backbone_with_fpn(
             hp.backbone, out_strides=tuple(hp.out_strides), out_channels=hp.fpn_channels,
             # yolo adds its own bottom-up PAN over the out_strides levels: the FPN's extra levels are not used
@@ -333,8 +338,9 @@ class DetectionTask(BaseTask):
         return (self.display_pixels(images) * 255).round().to(torch.uint8)
 
     def figures(self, stage: str) -> dict[str, Any]:
-        """The first images of ``stage``'s first batch: predictions (left) beside the truth (right),
-        enlarged so labels are readable; W&B also gets the interactive box overlays. After test also
+        """The first images of ``stage``'s first batch, each a titled figure: the confident predictions
+        (left) beside the truth (right), enlarged so labels are readable, with a legend of the classes
+        drawn; W&B also gets the interactive box overlays (every score, with a slider). After test also
         the precision-recall curves at IoU 0.5 and the detection confusion matrix."""
         names = self.class_names()
         pictures: dict[str, Any] = {}
@@ -347,17 +353,14 @@ class DetectionTask(BaseTask):
         batch, out = self.first_batches[stage]
         k = min(self.hparams.num_sample_images, len(batch[IMAGE]))
         images = self.display_images(batch[IMAGE][:k].detach().cpu())
+        floor = max(self.hparams.score_thresh, FIGURE_MIN_SCORE)
         for i in range(k):
             pred = {key: v.detach().cpu() for key, v in out.preds[i].items()}
             truth = {key: v.detach().cpu() for key, v in out.target[i].items()}
-            zoom = max(1, 256 // max(images.shape[-2:]))
-            big = images[i].repeat_interleave(zoom, -2).repeat_interleave(zoom, -1)
-            shown = pred["scores"] >= max(self.hparams.score_thresh, FIGURE_MIN_SCORE)  # W&B gets all, with a slider
-            left = _drawn(big, pred["boxes"][shown] * zoom, pred["labels"][shown], names, pred["scores"][shown])
-            right = _drawn(big, truth["boxes"] * zoom, truth["labels"], names)
-            gap = torch.full((3, big.shape[-2], 4), 255, dtype=torch.uint8)
+            shown = pred["scores"] >= floor
+            confident = {key: pred[key][shown] for key in ("boxes", "labels", "scores")}
             pictures[f"{stage}/boxes_{i}"] = AnnotatedImage(
-                image=torch.cat([left, gap, right], dim=-1).float() / 255,
+                image=_boxes_figure(images[i], confident, truth, names, floor),
                 overlay_image=images[i].float() / 255,
                 overlays={"boxes": wandb_boxes(names, pred, truth)},
             )
@@ -369,8 +372,18 @@ class DetectionTask(BaseTask):
         return {"paths": list(batch["path"]), "detections": detections, "images": self.display_images(batch[IMAGE].cpu())}
 
 
-def _drawn(image: Tensor, boxes: Tensor, labels: Tensor, names: list[str], scores: Tensor | None = None) -> Tensor:
-    """``image`` with its boxes drawn (uint8 [3, H, W]); an image without boxes is shown as it is."""
-    if len(boxes):
-        return draw_detections(image, boxes, labels, names, scores)
-    return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+def _boxes_figure(image: Tensor, pred: dict[str, Tensor], truth: dict[str, Tensor], names: list[str], floor: float) -> Any:
+    """``image`` (uint8 [C, H, W]) twice, in columns titled "prediction (score ≥ floor)" and "ground
+    truth", with a legend of the classes drawn: :func:`draw_detections` enlarges a small image, so
+    both columns share one zoom and the figure shows them pixel for pixel."""
+    from visionsuite.outputs.detection_pictures import class_palette
+    from visionsuite.outputs.figures import labelled_grid
+
+    left = draw_detections(image, pred["boxes"], pred["labels"], names, pred["scores"])
+    right = draw_detections(image, truth["boxes"], truth["labels"], names)
+    palette = class_palette(len(names))
+    present = sorted({int(c) for c in torch.cat([pred["labels"], truth["labels"]]).tolist()})
+    legend = [(names[c], palette[c]) for c in present if 0 <= c < len(names)]
+    title = f"{len(pred['boxes'])} boxes predicted, {len(truth['boxes'])} true"
+    return labelled_grid([[left.float() / 255, right.float() / 255]], [f"prediction (score ≥ {floor:g})", "ground truth"],
+                         title=title, legend=legend)  # fmt: skip

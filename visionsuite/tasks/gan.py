@@ -299,9 +299,9 @@ class GANTask(GenerativeTask):
     def figures(self, stage: str) -> dict[str, Any]:
         """The fixed-noise sample grid (at every validation: one scroll shows the run's progress)."""
         if stage == "val" and self.sample_frames:
-            return {"val/samples": as_figure(self.sample_frames[-1], f"samples from the fixed noise (val, step {self.global_step})")}
+            return {"val/samples": as_figure(self.sample_frames[-1], f"samples from the fixed noise (val, epoch {self.current_epoch}, step {self.global_step})")}
         if stage == "test":
-            return {"test/samples": as_figure(self.fixed_noise_grid(), f"samples from the fixed noise (test, step {self.global_step})")}
+            return {"test/samples": as_figure(self.fixed_noise_grid(), f"samples from the fixed noise (test, epoch {self.current_epoch}, step {self.global_step})")}
         return {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

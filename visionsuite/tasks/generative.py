@@ -182,7 +182,7 @@ class AutoencoderTask(GenerativeTask):
         shown = corrupt(x, hp.noise, hp.noise_level, generator=torch.Generator(x.device).manual_seed(EVAL_SEED))
         with _Eval(self.model):
             recon = self.model(shown)
-        step = f"{stage}, step {self.global_step}"
+        step = f"{stage}, epoch {self.current_epoch}, step {self.global_step}"
         label = "corrupted input" if hp.noise not in (None, "none") else "input"
         figs = {f"{stage}/reconstructions": pictures.reconstruction_figure(shown, recon, f"reconstructions ({step})",
                                                                           input_label=label)}  # fmt: skip
@@ -314,7 +314,7 @@ class VAETask(GenerativeTask):
         """Prior samples from the fixed noise, reconstructions beside their inputs, interpolations
         between evaluation images, and for a 2-D latent the latent scatter and decoded manifold."""
         figs: dict[str, Any] = {}
-        step = f"{stage}, step {self.global_step}"
+        step = f"{stage}, epoch {self.current_epoch}, step {self.global_step}"
         with _Eval(self.model):
             grid = pictures.image_grid(self.decode_images(self.fixed_z), nrow=8)
             figs[f"{stage}/samples"] = as_figure(grid, f"samples from the prior, fixed noise ({step})")

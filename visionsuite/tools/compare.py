@@ -11,7 +11,6 @@ compared on what they share. Nothing is written into a run folder.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionsuite.runs.folders import RUNS_ROOT, RunError, resolve_run
+from visionsuite.core.tool_parser import ToolParser
+from visionsuite.runs.folders import CHECKPOINTS, RUNS_ROOT, RunError, resolve_run, tool_output_dir
 from visionsuite.tools.runs import (
     RUN_JSON,
     best_of,
@@ -176,9 +176,10 @@ def load(specs: Sequence[str], root: Path) -> list[Compared]:
 
 
 def main_compare(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="visionsuite compare", description=__doc__.splitlines()[0])
+    parser = ToolParser(prog="visionsuite compare", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN", help="a run: its folder, its name below --root, or latest")
-    parser.add_argument("--output", type=Path, default=Path("compare.png"), help="the PNG of the curves (default: compare.png)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="the PNG of the curves (default: compare.png in a new <stamp>-compare folder beside the first run)")
     parser.add_argument("--root", type=Path, default=RUNS_ROOT, help=f"where run names are looked up (default: {RUNS_ROOT}/)")
     opts = parser.parse_args(args)
     runs = load(opts.runs, opts.root)
@@ -192,7 +193,11 @@ def main_compare(args: list[str]) -> int:
     metrics = metric_rows(runs)
     print("\n## metrics\n")
     print(markdown(header, [[title, *map(format_value, values)] for title, values in metrics]) if metrics else "(no shared metrics)")
-    written = draw_panels(curve_panels(runs), opts.output)
+    panels = curve_panels(runs)
+    output = opts.output
+    if output is None and panels:  # never the current directory; the checkpoints path places it beside the run
+        output = tool_output_dir(runs[0].path / CHECKPOINTS / "compare", "compare") / "compare.png"
+    written = draw_panels(panels, output) if panels else None
     print(f"\nwrote {written}" if written else "\nno shared validation curves: no PNG written")
     return 0
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.data.detection_formats import (
     VOC_CLASSES,
     DetectionSet,
@@ -40,14 +41,14 @@ FORMATS = ("coco", "yolo", "voc")
 
 EPILOG = """\
 SRC, by --from:
-  coco  the COCO JSON file (or a folder holding annotations.json). Images: --image-dir, the
+  coco  the COCO JSON file (or a folder holding annotations.json). Images: --image_dir, the
         folder its file_name entries are relative to; default images/ beside the JSON if it
         exists, else the JSON's own folder.
   yolo  a dataset root holding labels/ and images/ (matching relative paths, as in COCO128),
-        or a labels folder itself, whose images are --image-dir, default the same path with its
+        or a labels folder itself, whose images are --image_dir, default the same path with its
         last 'labels' part replaced by 'images' (as Ultralytics pairs them). Names: --names,
         default data.yaml or names.yaml of the root (the folder holding labels/).
-  voc   a folder of *.xml files, or a VOC root holding Annotations/. Images: --image-dir, the
+  voc   a folder of *.xml files, or a VOC root holding Annotations/. Images: --image_dir, the
         folder the <filename> entries are relative to; default JPEGImages/ or images/ of the
         root (the folder holding the *.xml folder). Classes: --names, default names.yaml of
         either folder, else the 20 Pascal VOC classes.
@@ -59,7 +60,7 @@ DST, a folder, by --to:
   yolo  DST/labels/<image path>.txt (empty for an image without boxes) and DST/data.yaml
   voc   DST/Annotations/<stem>.xml and DST/names.yaml
   --images none (default) refers to the images where they are: read the output back with
-  --image-dir set to the folder it prints; link|copy puts symlinks|copies in DST/images/.
+  --image_dir set to the folder it prints; link|copy puts symlinks|copies in DST/images/.
   Nothing is written when one of the files exists already, unless --overwrite.
 
 Counted, not fatal (the last line says how many): COCO iscrowd boxes (dropped, as the YOLO
@@ -88,7 +89,7 @@ class Source:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="visionsuite convert",
         description="Convert detection labels between COCO JSON, YOLO text and Pascal VOC XML.",
         epilog=EPILOG,
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                         " copy: copy them there")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace files that exist in DST")
     parser.add_argument("--names", metavar="FILE", help="class names of a YOLO or VOC source (default: see below)")
-    parser.add_argument("--image-dir", metavar="DIR", help="the source's image folder (default: see below)")
+    parser.add_argument("--image_dir", metavar="DIR", help="the source's image folder (default: see below)")
     return parser
 
 
@@ -129,7 +130,7 @@ def _first(*candidates: Path) -> Path | None:
 
 def _missing_image_hint(err: InvalidDatasetError, defaulted: bool) -> InvalidDatasetError:
     if defaulted and "is missing" in str(err):
-        return InvalidDatasetError(f"{err}; pass --image-dir, the folder the annotations' image paths are relative to")
+        return InvalidDatasetError(f"{err}; pass --image_dir, the folder the annotations' image paths are relative to")
     return err
 
 
@@ -156,7 +157,7 @@ def _read_yolo(src: Path, image_dir: str | None, names: str | None) -> Source:
         default_images = Path(*parts[:i], IMAGES_DIR, *parts[i + 1 :]) if i is not None else None
     images = Path(image_dir) if image_dir else default_images
     if images is None:
-        raise ConfigError(f"SRC {str(src)!r} holds no labels/ folder and has no 'labels' part: pass --image-dir")
+        raise ConfigError(f"SRC {str(src)!r} holds no labels/ folder and has no 'labels' part: pass --image_dir")
     names_file = Path(names) if names else _first(root / YOLO_NAMES, root / "names.yaml")
     if names_file is None:
         raise ConfigError(f"no {YOLO_NAMES} or names.yaml in {str(root)!r}: pass --names FILE with the class names")
@@ -176,7 +177,7 @@ def _read_voc(src: Path, image_dir: str | None, names: str | None) -> Source:
         raise DatasetNotFoundError(f"no VOC *.xml files in {str(folder)!r}")
     images = Path(image_dir) if image_dir else _first(root / "JPEGImages", root / IMAGES_DIR)
     if images is None:
-        raise ConfigError(f"no JPEGImages/ or images/ in {str(root)!r}: pass --image-dir, the folder of the images")
+        raise ConfigError(f"no JPEGImages/ or images/ in {str(root)!r}: pass --image_dir, the folder of the images")
     names_file = Path(names) if names else _first(folder / "names.yaml", root / "names.yaml")
     class_names, ids = read_names(names_file) if names_file else (list(VOC_CLASSES), None)
     where = f"names from {names_file}" if names_file else "the 20 Pascal VOC classes"
@@ -228,6 +229,6 @@ def main(args: list[str]) -> int:
     for what, path in written.outputs:
         print(f"wrote {path} ({what})")
     if opts.images == "none":
-        print(f"images left in place: read the output back with --image-dir {written.image_dir}")
+        print(f"images left in place: read the output back with --image_dir {written.image_dir}")
     print(summary(found, opts.target_format))
     return 0

@@ -12,7 +12,6 @@ same class list, and see the same test targets.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 
 from visionsuite.core.atomic import write_text_atomic
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.errors import VisionSuiteError
 from visionsuite.runs.folders import tool_output_dir
 
@@ -228,7 +228,7 @@ def predict(members: Sequence[object], method: str, weights: Sequence[float] | N
 def main(args: list[str]) -> int:
     from visionsuite.runs.trained import load_trained
 
-    parser = argparse.ArgumentParser(prog="visionsuite ensemble", description=__doc__.splitlines()[0])
+    parser = ToolParser(prog="visionsuite ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", default=[], help="a member run: its folder, its name under logs/,"
                         " or latest (repeat); its own config.yaml and --ckpt checkpoint")  # fmt: skip
     parser.add_argument("--ckpt", default=None, help="with --run: best (default), last or a file, for every member run")
@@ -253,6 +253,10 @@ def main(args: list[str]) -> int:
     overrides = {"data_dir": opts.data_dir} if opts.data_dir else None
     if opts.method == "weighted":
         check_weights(opts.weights, len(opts.run) + len(opts.config))
+    elif opts.weights is not None:
+        raise EnsembleError(f"--weights are used by --method weighted only; --method {opts.method} would ignore them")
+    if opts.predict_dir and opts.output is not None and opts.predict_output is None:
+        raise EnsembleError("--output names the table of a test-set evaluation; with --predict_dir give --predict_output FOLDER")
     members = [load_trained(None, opts.ckpt, run=r, data_overrides=overrides) for r in opts.run]
     members += [load_trained(c, k, data_overrides=overrides) for c, k in zip(opts.config, opts.ckpt_path, strict=True)]
     same = {}

@@ -10,11 +10,11 @@ computed in :mod:`visionsuite.models.explanations`.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from torch import nn
 
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.errors import ConfigError
 from visionsuite.models.explanations import (  # noqa: F401  (ExplainError: raised by the maps)
     ExplainError,
@@ -24,20 +24,20 @@ from visionsuite.models.explanations import (  # noqa: F401  (ExplainError: rais
     saliency,
     stage_module,
 )
-from visionsuite.outputs.figures import explanation_figure, predicted_captions
+from visionsuite.outputs.figures import explanation_figure, predicted_captions, titled_picture
 from visionsuite.outputs.images import write_png
 from visionsuite.runs.folders import tool_output_dir
 
 
 def main(args: list[str]) -> int:
     import torch
-    from torchvision.utils import save_image
+    from torchvision.utils import make_grid
 
     from visionsuite.data.augment import to_float
     from visionsuite.tools.export import Deployable
     from visionsuite.tools.source import add_source_arguments, load_source
 
-    parser = argparse.ArgumentParser(prog="visionsuite explain", description=__doc__.splitlines()[0])
+    parser = ToolParser(prog="visionsuite explain", description=__doc__.splitlines()[0])
     add_source_arguments(parser)
     parser.add_argument("--stage", default=None, help="Grad-CAM stage (default: the last backbone stage)")
     parser.add_argument("--images", type=int, default=8, help="how many test images")
@@ -64,18 +64,19 @@ def main(args: list[str]) -> int:
     with torch.no_grad():
         captions = predicted_captions(model(images).float().softmax(-1), trained.class_names)
     path = opts.output / "explanations.png"
-    figure = explanation_figure(images, maps, captions)
-    figure.suptitle(f"{trained.ckpt.name}: predicted class and probability per row", fontsize=10)
+    figure = explanation_figure(images, maps, captions, title=f"{trained.ckpt.name}: predicted class and probability per row")
     write_png(figure, path)
     written.append(path)
     acts = activation_maps(model, layer, images)
     path = opts.output / f"activations_{stage}.png"
-    save_image(nn.functional.interpolate(acts, size=images.shape[-2:], mode="nearest"), path, nrow=4, padding=2)
+    grid = make_grid(nn.functional.interpolate(acts, size=images.shape[-2:], mode="nearest"), nrow=4, padding=2, pad_value=1)
+    write_png(titled_picture(grid, f"{stage}: its {len(acts)} most active channels on the first test image ({captions[0].replace(chr(10), ' ')})"), path)
     written.append(path)
     filters = first_conv_filters(backbone)
     if filters.shape[1] not in (1, 3):
         filters = filters.mean(1, keepdim=True)
-    save_image(nn.functional.interpolate(filters, scale_factor=8, mode="nearest"), opts.output / "filters.png", nrow=8, padding=2)
+    grid = make_grid(nn.functional.interpolate(filters, scale_factor=8, mode="nearest"), nrow=8, padding=2, pad_value=1)
+    write_png(titled_picture(grid, f"first-layer filters ({len(filters)}, each scaled to [0, 1])"), opts.output / "filters.png")
     written.append(opts.output / "filters.png")
     print("Wrote " + ", ".join(str(p) for p in written))
     return 0

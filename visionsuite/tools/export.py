@@ -9,7 +9,6 @@ training stack only decodes and scales pixels. A JSON file beside the export
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 
 from visionsuite.core.atomic import atomic_path, write_text_atomic
 from visionsuite.core.private_api import scripting
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.errors import VisionSuiteError
 from visionsuite.runs.folders import tool_output_dir
 
@@ -186,7 +186,7 @@ def main(args: list[str]) -> int:
     from visionsuite.data.augment import to_float
     from visionsuite.tools.source import add_source_arguments, load_source
 
-    parser = argparse.ArgumentParser(prog="visionsuite export", description="export a trained model to ONNX or TorchScript")
+    parser = ToolParser(prog="visionsuite export", description="export a trained model to ONNX or TorchScript")
     add_source_arguments(parser)
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--output", default=None,

@@ -9,13 +9,14 @@ palette PNG mask at the image's original size.
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from visionsuite.core.atomic import atomic_path
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.errors import ConfigError
 from visionsuite.runs.folders import tool_output_dir
 
@@ -37,8 +38,10 @@ def predict_folder(model_path: Path, folder: Path, output: Path, *, batch_size: 
     if meta.get("task") == "segmentation":
         return predict_masks(model_path, meta, folder, files, output)
     images, failed = decode_images(files, meta["channels"], tuple(meta["image_size"]))
+    if len(failed) == len(files):  # nothing to predict: refuse, so an existing output is not replaced by a header
+        raise ConfigError(f"{folder}: none of its {len(files)} image file(s) is readable (nothing was written)")
     if failed:
-        print("visionsuite: warning: " + skipped_message([str(files[i]) for i in failed], str(folder)))
+        print("visionsuite: warning: " + skipped_message([str(files[i]) for i in failed], str(folder)), file=sys.stderr)
     paths = [str(f) for i, f in enumerate(files) if i not in set(failed)]
     x = images.numpy().astype(np.float32) / 255.0
     rows = []
@@ -98,15 +101,20 @@ def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path],
     from visionsuite.tools.export import run_exported
 
     size, mode = tuple(meta["image_size"]), meta.get("resize_mode", "letterbox")
-    written = 0
-    for f in files:
+    written, unreadable = 0, []
+    for f in files:  # streamed: a folder of photographs is not held in memory
         try:
             image = torch.from_numpy(load_image(f, meta["channels"], None))
         except (OSError, ValueError):
-            print(f"visionsuite: warning: skipped unreadable image {f}")
+            unreadable.append(str(f))
             continue
         fitted = fit_sample(image, size, mode).image[None].float() / 255
         logits = torch.from_numpy(run_exported(model_path, fitted.numpy()))
+        if logits.ndim != 4 or logits.shape[1] != len(meta["classes"]):
+            raise ConfigError(
+                f"{model_path}: the model outputs shape {list(logits.shape)}, not the [1, {len(meta['classes'])}, H, W]"
+                f" class maps its {model_path.name}.json describes (a segmentation export of {len(meta['classes'])} classes)"
+            )
         _, placement = plan(tuple(image.shape[-2:]), size, mode)
         mask = restore(logits, placement)[0].argmax(0).numpy()
         target = output / f.relative_to(folder).with_suffix(".png")
@@ -114,12 +122,18 @@ def predict_masks(model_path: Path, meta: dict, folder: Path, files: list[Path],
         with atomic_path(target) as tmp:
             palette_image(mask, meta["palette"]).save(tmp)
         written += 1
+    if not written:  # every file unreadable: nothing was written, and saying "0 masks" with exit 0 would hide it
+        raise ConfigError(f"{folder}: none of its {len(files)} image file(s) is readable (nothing was written)")
+    if unreadable:
+        from visionsuite.data.images import skipped_message
+
+        print("visionsuite: warning: " + skipped_message(unreadable, str(folder)), file=sys.stderr)
     print(f"{written} mask(s) written to {output}")
     return output
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="visionsuite predict-exported", description=__doc__.splitlines()[0])
+    parser = ToolParser(prog="visionsuite predict-exported", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="an exported .onnx or TorchScript .pt file")
     parser.add_argument("images", type=Path, help="a folder of images")
     parser.add_argument("--output", type=Path, default=None,

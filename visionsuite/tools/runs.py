@@ -16,7 +16,6 @@ gone on this host is ``killed``. Older runs without ``run.json`` are ``finished`
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -30,6 +29,7 @@ from typing import Any
 
 from visionsuite.core.readers import finite_number as number
 from visionsuite.core.readers import read_json_object as read_json
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.runs.folders import RUNS_ROOT, RunError, iter_fit_runs
 
 #: metrics a task selects on, in the order :func:`guess_monitor` tries them (older runs only).
@@ -266,7 +266,7 @@ def format_table(infos: Sequence[RunInfo]) -> str:
 
 
 def main_runs(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="visionsuite runs", description=__doc__.splitlines()[0])
+    parser = ToolParser(prog="visionsuite runs", description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", type=Path, default=RUNS_ROOT, help=f"folder to search (default: {RUNS_ROOT}/)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
     opts = parser.parse_args(args)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from visionsuite.core.tool_parser import ToolParser
+
 BYTES_PER_NUMBER = 4  # fp32
 MB = 1e6
 
@@ -333,12 +335,12 @@ def measure_forward_memory(model: nn.Module, input_size: Sequence[int], *, batch
 # -- command line -----------------------------------------------------------------------------
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The ``summary`` arguments (on ``parser`` when given, e.g. a sub-command's)."""
-    parser = parser or argparse.ArgumentParser(prog="visionsuite summary", description=__doc__.splitlines()[0])
+    parser = parser or ToolParser(prog="visionsuite summary", description=__doc__.splitlines()[0])
     parser.add_argument("backbone", help="a registered backbone name, or tv/<name>, timm/<name>")
     parser.add_argument("--input", type=_parse_input, default=None, metavar="CxHxW",
                         help="input size, e.g. 3x224x224 (default: the backbone's own)")  # fmt: skip
-    parser.add_argument("--batch_size", "--batch-size", type=_positive_int, default=1,
-                        help="images per batch (default 1; --batch-size, the old spelling, is accepted until 0.2)")
+    parser.add_argument("--batch_size", type=_positive_int, default=1,
+                        help="images per batch (default 1; --batch-size, the old spelling, is still read as it)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_parse_option,
                         help="builder option, e.g. num_classes=10 (repeatable)")  # fmt: skip
     return parser
@@ -356,8 +358,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model = create_backbone(args.backbone, **dict(args.option))
-    except (UnknownBackboneError, TypeError, ValueError) as err:
+    except UnknownBackboneError as err:
         return _fail(err)
+    except (TypeError, ValueError) as err:  # an option of the wrong kind: name the options given
+        given = ", ".join(f"{k}={v!r}" for k, v in args.option)
+        return _fail(f"{args.backbone} with {given}: {_first_line(err)}" if given else err)
     size = _complete_size(args.input, getattr(model, "default_input_size", None))
     try:
         result = summarize(model, size, batch_size=args.batch_size, title=args.backbone)

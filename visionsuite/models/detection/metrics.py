@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 
 #: the evaluation backend (measured against pycocotools in benchmarks/results/map_backend.md).
 MAP_BACKEND = "faster_coco_eval"
+#: COCO's own IoU and recall thresholds, in float64 exactly as ``pycocotools.cocoeval.Params``
+#: builds them. torchmetrics' defaults come from ``torch.linspace`` in float32 (0.30000001 instead
+#: of 0.3), so a recall that lands exactly on a threshold (3 of 10 objects found) falls on the other
+#: side of it, and its mAP differs from pycocotools' in the fourth digit (0.3072 against 0.3074
+#: mAP@.5 on COCO128, ``tests/detection/test_map_reference.py``).
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, round((0.95 - 0.5) / 0.05) + 1).tolist()
+RECALL_THRESHOLDS = np.linspace(0.0, 1.0, round(1.0 / 0.01) + 1).tolist()
 
 
 def detection_metrics(*, class_metrics: bool = True, max_detections: int = 100) -> MeanAveragePrecision:
@@ -25,6 +33,8 @@ def detection_metrics(*, class_metrics: bool = True, max_detections: int = 100) 
     return MeanAveragePrecision(
         box_format="xyxy",
         iou_type="bbox",
+        iou_thresholds=IOU_THRESHOLDS,
+        rec_thresholds=RECALL_THRESHOLDS,
         class_metrics=class_metrics,
         max_detection_thresholds=[1, 10, max_detections],
         backend=MAP_BACKEND,
