@@ -280,6 +280,7 @@ def test_help_leads_with_examples_tasks_and_the_configs_own_options(capsys: pyte
     assert main(["fit", "--help"]) == 0
     out = capsys.readouterr().out
     assert "examples:" in out and "ClassificationTask" in out and "CamVidDataModule" in out
+    assert "TensorClassificationDataModule" not in out  # a base class is not a data module to choose
     assert "--trainer.max_epochs MAX_EPOCHS" not in out  # the Trainer's options wait behind --help all
     assert main(["fit", "--config", TINY, "--help"]) == 0
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -84,5 +85,11 @@ def test_gif_has_one_frame_per_grid(tmp_path) -> None:
         assert gif.n_frames == 5
         gif.seek(3)
         assert abs(gif.convert("L").getpixel((5, 5)) - 153) <= 2
+    labelled = save_gif(frames, tmp_path / "labelled.gif", labels=[f"epoch {i}" for i in range(5)])
+    with Image.open(labelled) as gif:  # a white band with dark text under each grid
+        band = np.asarray(gif.convert("L"))[frames[0].shape[1] :]
+        assert gif.size[1] > frames[0].shape[1] and band.max() == 255 and band.min() < 100
+    with pytest.raises(ValueError, match="2 label"):
+        save_gif(frames, tmp_path / "x.gif", labels=["a", "b"])
     png = save_png(frames[2], tmp_path / "grid.png")
     assert Image.open(png).size == (frames[2].shape[2], frames[2].shape[1])

@@ -176,6 +176,13 @@ def test_gan_run_keeps_last_ckpt_only_and_draws_grids_from_the_saved_fixed_noise
     # saved sampler (the EMA generator) applied to the saved noise
     frame = ckpt["sample_frames"][-1]
     assert torch.equal(task.fixed_noise_grid(), frame)
+    labels = ckpt["sample_frame_labels"]  # each GIF frame says when it was drawn, under the grid
+    assert [label.split(",")[0] for label in labels] == ["epoch 0", "epoch 1"] and labels[-1].endswith(f"step {ckpt['global_step']}")
+    with Image.open(run / "samples.gif") as gif:
+        assert gif.size[1] > frame.shape[1]
+    task.first_batches["test"] = ({"image": torch.rand(16, 1, 28, 28)}, None)  # the pictured real batch
+    figure = task.figures("test")["test/samples"]
+    assert [ax.get_title() for ax in figure.axes] == ["real (test images)", "generated from the fixed noise"]
     task.fixed_z.add_(0.5)
     assert not torch.equal(task.fixed_noise_grid(), frame)
 

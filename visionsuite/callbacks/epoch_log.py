@@ -102,7 +102,8 @@ class EpochLog(Callback):
             parts.append("lr " + "/".join(f"{float(lr):.2e}" for lr in rates))
         train_seconds = now - self._epoch_start - self._val_seconds
         if self._images and train_seconds > 0:
-            parts.append(f"{self._images * trainer.world_size / train_seconds:.0f} img/s")
+            rate = self._images * trainer.world_size / train_seconds
+            parts.append(f"{rate:.0f} img/s" if rate >= 10 else f"{rate:.2g} img/s")  # a slow CPU step: 0.31, not 0
         parts.append(f"elapsed {_clock(now - (self._started if self._started is not None else self._epoch_start))}")
         return "  ".join(parts)
 

@@ -118,17 +118,38 @@ def save_png(image: Tensor, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def save_gif(frames: Sequence[Tensor], path: str | os.PathLike[str], *, duration_ms: int = 400) -> Path:
+def save_gif(frames: Sequence[Tensor], path: str | os.PathLike[str], *, duration_ms: int = 400,
+             labels: Sequence[str] | None = None) -> Path:  # fmt: skip
     """An animated GIF, looping, one frame per uint8 [C, H, W] grid (e.g. the fixed-noise samples
-    of each validation), so a run's progress is one file in its folder."""
+    of each validation), so a run's progress is one file in its folder. ``labels`` (one per frame,
+    e.g. ``epoch 3, step 1290``) are written on a white band under each frame."""
     if not frames:
         raise ValueError("save_gif needs at least one frame")
+    if labels is not None and len(labels) != len(frames):
+        raise ValueError(f"save_gif: {len(labels)} label(s) for {len(frames)} frame(s)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images = [_to_pil(f) for f in frames]
+    if labels is not None:
+        images = [_labelled(image, label) for image, label in zip(images, labels, strict=True)]
     with atomic_path(path) as tmp:
         images[0].save(tmp, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False)
     return path
+
+
+def _labelled(image: Image.Image, label: str) -> Image.Image:
+    """``image`` (RGB) above a white band holding ``label`` in black, at a size read at any width."""
+    from PIL import ImageDraw, ImageFont
+
+    size = max(12, image.width // 24)
+    try:
+        font: Any = ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:  # no DejaVu on this machine: PIL's own font, scalable since Pillow 10.1
+        font = ImageFont.load_default(size)
+    band = Image.new("RGB", (image.width, image.height + size + 8), "white")
+    band.paste(image.convert("RGB"), (0, 0))
+    ImageDraw.Draw(band).text((4, image.height + 3), label, fill="black", font=font)
+    return band
 
 
 def _to_pil(image: Tensor) -> Image.Image:

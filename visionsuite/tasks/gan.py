@@ -146,6 +146,8 @@ class GANTask(GenerativeTask):
         self.d_wins = DiscriminatorWinsDetector(threshold=hp.d_wins_threshold, patience=hp.d_wins_patience)
         #: the fixed-noise grids of every validation (uint8), the frames of the run's GIF.
         self.sample_frames: list[Tensor] = []
+        #: what each frame of ``samples.gif`` shows (``epoch 3, step 1290``), written under it.
+        self.sample_frame_labels: list[str] = []
         self.sample_metrics: dict[str, dict[str, Metric]] = {}
         #: per stage, whether the real images' features are in (fed once: real statistics persist)
         self._real_fed: dict[str, bool] = {}
@@ -295,29 +297,45 @@ class GANTask(GenerativeTask):
         super().on_stage_end(stage)
         if stage == "val" and not self.trainer.sanity_checking:
             self.sample_frames.append(self.fixed_noise_grid())
+            self.sample_frame_labels.append(f"epoch {self.current_epoch}, step {self.global_step}")
 
     def figures(self, stage: str) -> dict[str, Any]:
-        """The fixed-noise sample grid (at every validation: one scroll shows the run's progress)."""
+        """Real images of the stage beside the fixed-noise samples, each column titled (at every
+        validation: one scroll shows the run's progress against what it should look like)."""
         if stage == "val" and self.sample_frames:
-            return {"val/samples": as_figure(self.sample_frames[-1], f"samples from the fixed noise (val, epoch {self.current_epoch}, step {self.global_step})")}
-        if stage == "test":
-            return {"test/samples": as_figure(self.fixed_noise_grid(), f"samples from the fixed noise (test, epoch {self.current_epoch}, step {self.global_step})")}
-        return {}
+            samples = self.sample_frames[-1]
+        elif stage == "test":
+            samples = self.fixed_noise_grid()
+        else:
+            return {}
+        title = f"{stage}, epoch {self.current_epoch}, step {self.global_step}"
+        if stage not in self.first_batches:
+            return {f"{stage}/samples": as_figure(samples, f"samples from the fixed noise ({title})")}
+        from visionsuite.outputs.figures import labelled_grid
+
+        batch, _ = self.first_batches[stage]
+        real = pictures.image_grid(self.display_pixels(batch["image"][: self.hparams.num_fixed_samples].float()), nrow=8)
+        columns = [f"real ({stage} images)", "generated from the fixed noise"]
+        figure = labelled_grid([[real.float() / 255, samples.float() / 255]], columns, title=title, min_cell=4.0)
+        return {f"{stage}/samples": figure}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the GIF's frames with the weights, so a resumed run's GIF starts at the beginning."""
         super().on_save_checkpoint(checkpoint)
         checkpoint["sample_frames"] = [f.cpu() for f in self.sample_frames]
+        checkpoint["sample_frame_labels"] = list(self.sample_frame_labels)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self.sample_frames = list(checkpoint.get("sample_frames", []))
+        labels = list(checkpoint.get("sample_frame_labels", []))  # older checkpoints kept the frames only
+        self.sample_frame_labels = labels if len(labels) == len(self.sample_frames) else [""] * len(self.sample_frames)
 
     def on_fit_end(self) -> None:
         """The fixed-noise grids of every validation as one animated GIF in the run folder."""
         if self.sample_frames and self.trainer.is_global_zero:
             folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            path = pictures.save_gif(self.sample_frames, folder / "samples.gif")
+            path = pictures.save_gif(self.sample_frames, folder / "samples.gif", labels=self.sample_frame_labels)
             rank_zero_info(f"GANTask: {len(self.sample_frames)} fixed-noise sample grids → {path}")
 
 
