@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
+from wandb_records import recording_wandb
 
 from visionsuite.cli.app import main
 from visionsuite.errors import ConfigError
@@ -57,46 +58,25 @@ def test_mask_overlay_is_titled_and_names_only_the_classes_drawn(tmp_path: Path)
 
 def test_wandb_gets_the_titled_figure_and_the_interactive_masks_beside_it(tmp_path: Path) -> None:
     """W&B shows what the PNG shows (titles, legend), plus the images with masks it toggles per class."""
-    from lightning.pytorch.loggers import WandbLogger
-
     from visionsuite.outputs.images import deliver
-
-    class Recording(WandbLogger):
-        def __init__(self) -> None:
-            super().__init__(offline=True)
-            self.sent: dict[str, tuple[list, dict]] = {}
-
-        def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
-            self.sent[key] = (images, kwargs)
 
     preds = torch.zeros(1, 20, 30, dtype=torch.long)
     overlay = MaskOverlay(torch.rand(1, 3, 20, 30), preds, preds.clone(), ["sky", "road"], [[128, 128, 128], [128, 64, 128]])
-    wandb = Recording()
+    wandb = recording_wandb()
     deliver(type("T", (), {"loggers": [wandb], "global_step": 3})(), {"val/overlays": overlay}, "val", tmp_path)
-    figure, _ = wandb.sent["val/overlays"]
-    assert figure == [str(tmp_path / "val_overlays_step0000003.png")]
-    images, extra = wandb.sent["val/overlays_interactive"]
+    assert wandb.images["val/overlays"] == [str(tmp_path / "val_overlays_step0000003.png")]
+    images, extra = wandb.images["val/overlays_interactive"], wandb.extra["val/overlays_interactive"]
     assert len(images) == 1 and set(extra["masks"][0]) == {"predictions", "ground_truth"}
 
 
 def test_wandb_gets_the_run_curves_once_at_the_end_of_fit(tmp_path: Path) -> None:
-    from lightning.pytorch.loggers import WandbLogger
-
     from visionsuite.outputs.curves import TrainingCurves
 
-    class Recording(WandbLogger):
-        def __init__(self) -> None:
-            super().__init__(offline=True)
-            self.sent: dict[str, list] = {}
-
-        def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
-            self.sent[key] = images
-
-    wandb, curves = Recording(), TrainingCurves()
+    wandb, curves = recording_wandb(), TrainingCurves()
     curves.rows = [{"epoch": 0, "step": 10, "train/loss": 0.9, "val/loss": 0.7}, {"epoch": 1, "step": 20, "val/loss": 0.5}]
     trainer = type("T", (), {"loggers": [wandb], "fast_dev_run": False, "log_dir": str(tmp_path), "is_global_zero": True})()
     curves.on_fit_end(trainer, type("M", (), {"monitor": "val/loss"})())
-    assert wandb.sent == {"curves": [str(tmp_path / "images" / "curves.png")]}
+    assert wandb.images == {"curves": [str(tmp_path / "images" / "curves.png")]}
     from visionsuite.outputs.curves import curves_figure
 
     (loss_panel,) = [ax for ax in curves_figure(curves.drawn).axes if ax.get_lines()][:1]

@@ -62,3 +62,20 @@ def logged(path: Path) -> dict[str, Any]:
         elif kind == "run":
             out["run"] = {"name": record.run.display_name, "id": record.run.run_id}
     return out
+
+
+def recording_wandb() -> Any:
+    """An offline W&B logger that keeps what ``log_image`` is sent instead of uploading it:
+    ``.images[key]`` (the list handed over) and ``.extra[key]`` (its masks=, boxes= …)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    class RecordingWandb(WandbLogger):
+        def __init__(self) -> None:
+            super().__init__(offline=True)
+            self.images: dict[str, list] = {}
+            self.extra: dict[str, dict] = {}
+
+        def log_image(self, key: str, images: list, step: int | None = None, **kwargs: Any) -> None:
+            self.images[key], self.extra[key] = images, kwargs
+
+    return RecordingWandb()

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
+from wandb_records import recording_wandb
 
 from visionsuite.data.detection import FashionMNISTScenesDataModule
 from visionsuite.models.detection.confusion import (
@@ -27,10 +28,10 @@ from visionsuite.outputs.detection_figures import (
 )
 from visionsuite.outputs.detection_pictures import (
     MIN_SIDE,
-    _truetype,
     draw_detections,
     label_boxes,
 )
+from visionsuite.outputs.fonts import label_font
 from visionsuite.outputs.images import deliver
 from visionsuite.tasks import DetectionTask
 
@@ -194,7 +195,7 @@ def test_labels_stay_inside_a_tiny_image_which_is_enlarged_not_its_font_shrunk()
     labels, scores = torch.tensor([2, 2, 1]), torch.tensor([0.93, 0.71, 0.5])
     drawn = draw_detections(image, boxes, labels, names, scores)
     assert drawn.shape == (3, 256, 256) and MIN_SIDE == 256
-    font = _truetype(max(10, round(256 / 35)))  # the size draw_detections uses on a 256 px canvas
+    font = label_font(max(10, round(256 / 35)))  # the size draw_detections uses on a 256 px canvas
     captions = ["Pullover 0.93", "Pullover 0.71", "Trouser 0.50"]
     rects = label_boxes((boxes * 4).tolist(), captions, (256, 256), font)
     for (x1, y1, x2, y2), caption in zip(rects, captions, strict=True):
@@ -212,17 +213,6 @@ def test_normal_photos_are_drawn_at_their_own_size() -> None:
     assert drawn.shape == (3, 300, 400)
     tiny = draw_detections(image[:, :20, :32], torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), ["cat"])
     assert tiny.shape == (3, 260, 416)  # x13, boxes or none
-
-
-class _RecordingWandb(WandbLogger):
-    """A W&B logger that records what it is sent instead of starting a run."""
-
-    def __init__(self) -> None:
-        super().__init__(offline=True)
-        self.sent: dict[str, list] = {}
-
-    def log_image(self, key: str, images: list, step: int | None = None, **kwargs) -> None:
-        self.sent[key] = images
 
 
 @pytest.fixture(scope="module")
@@ -254,12 +244,12 @@ def test_a_test_run_writes_and_logs_the_pr_curves_and_the_confusion_matrix(teste
     assert matrix[:10].sum(1).tolist() == torch.bincount(labels, minlength=10).tolist()  # every true box once
     curves = class_curves(results["test/precision_50"], results["test/classes"])
     assert sum(ap for _, ap in curves.values()) / len(curves) == pytest.approx(float(results["test/map_50"]), abs=1e-6)
-    wandb = _RecordingWandb()
+    wandb = recording_wandb()
     trainer = type("T", (), {"loggers": [wandb], "global_step": 0})()
     deliver(trainer, task.figures("test"), "test", log_dir / "resent")  # the one delivery path of every picture
-    assert {"test/pr_curves", "test/confusion_matrix", "test/boxes_0", "test/boxes_0_interactive"} <= set(wandb.sent)
-    assert Path(wandb.sent["test/pr_curves"][0]).name == "test_pr_curves.png"
-    assert Path(wandb.sent["test/boxes_0"][0]).name == "test_boxes_0.png"  # the drawn figure, as the file shows
+    assert {"test/pr_curves", "test/confusion_matrix", "test/boxes_0", "test/boxes_0_interactive"} <= set(wandb.images)
+    assert Path(wandb.images["test/pr_curves"][0]).name == "test_pr_curves.png"
+    assert Path(wandb.images["test/boxes_0"][0]).name == "test_boxes_0.png"  # the drawn figure, as the file shows
 
 
 def test_the_boxes_picture_is_a_titled_figure_and_w_and_b_keeps_its_boxes(tested_task) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from visionsuite.outputs.fonts import label_font
+
 
 def _captions(labels: Tensor, names: Sequence[str], scores: Tensor | None) -> list[str]:
     if scores is None:
@@ -71,7 +73,7 @@ def draw_detections(
     height, width_px = rgb.shape[-2:]
     short = min(height, width_px)
     line = max(width, round(short / 250))
-    font = _truetype(max(10, round(short / 35)))
+    font = label_font(max(10, round(short / 35)))
     xyxy = (boxes.detach().float().cpu() * zoom).tolist()
     colours = [palette[i] for i in labels.tolist()]
     captions = _captions(labels, names, scores)
@@ -96,7 +98,7 @@ def label_boxes(
     (or up) so it never leaves the picture. ``font``: a PIL font (default: the labels' own, 10 px)."""
     from PIL import Image, ImageDraw
 
-    font = font if font is not None else _truetype(10)
+    font = font if font is not None else label_font(10)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     cw, ch = canvas
     placed: list[tuple[int, int, int, int]] = []
@@ -113,25 +115,6 @@ def label_boxes(
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
-
-
-def _truetype(size: int) -> Any:
-    """The labels' font at ``size`` pixels (PIL's bitmap font where no TrueType file is found)."""
-    from PIL import ImageFont
-
-    path = _font()
-    return ImageFont.truetype(path, size=size) if path else ImageFont.load_default()
-
-
-def _font() -> str | None:
-    """A TrueType font for the labels (matplotlib ships DejaVu Sans), so their size can follow
-    the image's; ``None`` falls back to PIL's fixed bitmap font."""
-    try:
-        from matplotlib import font_manager
-
-        return font_manager.findfont("DejaVu Sans", fallback_to_default=True)
-    except (ImportError, ValueError):
-        return None
 
 
 def class_palette(n: int) -> list[tuple[int, int, int]]:

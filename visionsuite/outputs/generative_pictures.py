@@ -71,12 +71,9 @@ def latent_scatter(
 ) -> Tensor:
     """Scatter of 2-D latent means by class (Kingma & Welling's latent picture), as uint8 [3, H, W];
     drawn by :func:`latent_scatter_figure`."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     fig = latent_scatter_figure(z, labels, class_names, size=size, dpi=dpi, alpha=alpha)
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
+    fig.canvas.draw()  # an Agg canvas, attached where the figure is made
+    rgba = np.asarray(fig.canvas.buffer_rgba())
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).contiguous()
 
 
@@ -139,13 +136,12 @@ def save_gif(frames: Sequence[Tensor], path: str | os.PathLike[str], *, duration
 
 def _labelled(image: Image.Image, label: str) -> Image.Image:
     """``image`` (RGB) above a white band holding ``label`` in black, at a size read at any width."""
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageDraw
+
+    from visionsuite.outputs.fonts import label_font
 
     size = max(12, image.width // 24)
-    try:
-        font: Any = ImageFont.truetype("DejaVuSans.ttf", size)
-    except OSError:  # no DejaVu on this machine: PIL's own font, scalable since Pillow 10.1
-        font = ImageFont.load_default(size)
+    font = label_font(size)
     band = Image.new("RGB", (image.width, image.height + size + 8), "white")
     band.paste(image.convert("RGB"), (0, 0))
     ImageDraw.Draw(band).text((4, image.height + 3), label, fill="black", font=font)
