@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, get_args
 
+from visionsuite.core.tool_parser import ToolParser
 from visionsuite.errors import ConfigError, VisionSuiteError
 
 
@@ -592,7 +593,7 @@ def _help() -> str:
 def _backbones(args: list[str]) -> int:
     from visionsuite.backbones import list_backbones
 
-    parser = argparse.ArgumentParser(prog="visionsuite backbones", description=SUBCOMMANDS["backbones"])
+    parser = ToolParser(prog="visionsuite backbones", description=SUBCOMMANDS["backbones"])
     parser.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'resnet*' (default: all)")
     pattern = parser.parse_args(args).pattern
     print("\n".join(list_backbones(pattern)))
@@ -617,7 +618,7 @@ def _list(args: list[str]) -> int:
     """Print the names one registry holds, one per line."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="visionsuite list", description=SUBCOMMANDS["list"])
+    parser = ToolParser(prog="visionsuite list", description=SUBCOMMANDS["list"])
     parser.add_argument("kind", choices=list(LISTS), help="backbones, heads (detection), models (segmentation), "
                         "losses (segmentation), optimizers, schedulers or generative (the options of the "
                         "autoencoder, VAE and GAN tasks)")  # fmt: skip
