@@ -45,6 +45,7 @@ SMALL_IMAGE_RCNN = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 
 HEADS = {  # variant: (head, backbone, backbone options, backbone weights, FPN extra levels)
     "fcos": ("fcos", "resnet18", SMALL_RESNET, None, "p6p7"),
     "fcos-lite0": ("fcos", "efficientnet_lite0", {}, "imagenet", "p6p7"),  # ImageNet weights, summed to 1 channel
+    "yolo-lite0": ("yolo", "efficientnet_lite0", {}, "imagenet", "none"),  # the YOLOv8-style head (reg_max 16, 2-conv branches)
     "retinanet": ("retinanet", "resnet18", SMALL_RESNET, None, "p6p7"),
     "ssdlite": ("ssdlite", "mobilenet_v3_small", {}, None, "p6p7"),
     "fasterrcnn": ("fasterrcnn", "resnet18", SMALL_RESNET, None, "maxpool"),
@@ -57,7 +58,7 @@ def make_task(variant: str, channels_last: bool = False, score_thresh: float = 0
     return DetectionTask(head=head, backbone=backbone, backbone_options=options, weights=weights, num_classes=10,
                          in_chans=1, image_size=96, out_strides=(8, 16, 32), fpn_channels=128, extra_blocks=extra,
                          head_options=head_options, channels_last=channels_last, score_thresh=score_thresh,
-                         head_convs=head_convs)  # fmt: skip
+                         head_convs=head_convs if head == "fcos" else 4)  # fmt: skip
 
 
 def batches(dm: FashionMNISTScenesDataModule, loader, train: bool = False):
@@ -157,7 +158,7 @@ def head_table(dm: FashionMNISTScenesDataModule, budget: float, heads: list[str]
         _, backbone, options, weights, _ = HEADS[head]
         name = backbone + ("-w32" if options else "") + (f" ({weights})" if weights else "") + (", channels-last" if channels_last else "")
         name += f", score_thresh {score_thresh:g}" if score_thresh != 0.05 else ""
-        name += f", {head_convs}-conv towers" if head_convs != 4 else ""
+        name += f", {head_convs}-conv towers" if head_convs != 4 and HEADS[head][0] == "fcos" else ""
         rows.append({"head": head, "backbone": name, "train_ips": seen / secs, "params": params, **res})
         print(rows[-1], flush=True)
         if flip:
@@ -279,6 +280,9 @@ def main() -> None:
     parser.add_argument("--overhead-heads", nargs="+", default=["fcos"], choices=list(HEADS),
                         help="overhead table: the heads timed in the task against torchvision's own model")
     parser.add_argument("--flops", action="store_true", help="print each head's GFLOP per image and exit")
+    parser.add_argument("--ultralytics", type=Path, default=None, metavar="WORK_DIR",
+                        help="heads table: also train Ultralytics' YOLOv8n for --budget (scenes written under WORK_DIR; "
+                             "needs `pip install ultralytics`) and score it the same way (benchmarks/ultralytics_yolo.py)")
     args = parser.parse_args()
     if args.flops:
         return flops(args.heads, args.head_convs)
@@ -290,6 +294,11 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = head_table(dm, args.budget, args.heads, args.channels_last, args.test_time_flip, args.weights_dir, args.load,
                       args.score_thresh, args.per_class, args.head_convs, args.seed) if args.budget > 0 else []  # fmt: skip
+    if args.ultralytics and args.budget > 0:
+        from ultralytics_yolo import ultralytics_row
+
+        dm.setup("test")
+        rows.append(ultralytics_row(dm, args.budget, args.ultralytics, args.seed))
     timed = {head: overhead(dm, args.rounds, args.steps, head) for head in args.overhead_heads} if args.rounds > 0 else {}
     load_end = os.getloadavg()[0]
     lines = [

@@ -137,6 +137,52 @@ def test_param_groups_carry_their_own_learning_rate() -> None:
     assert all(g["betas"] == (0.5, 0.99) for g in opt.param_groups)
 
 
+def test_norm_biases_step_mult_times_as_far_with_the_same_decay_per_step() -> None:
+    """``norm_bias_lr``: a batch-norm bias takes ``mult`` times the plain SGD step on the same
+    gradient, every other parameter the plain one, and weight decay alone moves the bias by the
+    same ``lr × weight_decay`` as without it (airbench's 64x rate on batch-norm biases)."""
+    torch.manual_seed(0)
+    x, lr, mult, wd = torch.randn(16, 4), 0.01, 64.0, 0.5
+    model = _model()
+    groups = param_groups(model, wd, no_decay_norm_and_bias=False, norm_bias_lr=(lr, mult))
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(lr, wd), (lr * mult, wd / mult)]
+    assert [id(p) for p in groups[1]["params"]] == [id(model[1].bias)]
+
+    opt = build_optimizer("sgd", param_groups(model, 0.0, no_decay_norm_and_bias=False, norm_bias_lr=(lr, mult)), lr=lr,
+                          momentum=0.0)  # fmt: skip
+    model(x).square().mean().backward()
+    norm_bias, linear_bias = model[1].bias, model[0].bias
+    expected = (norm_bias - lr * mult * norm_bias.grad, linear_bias - lr * linear_bias.grad)
+    opt.step()
+    torch.testing.assert_close(norm_bias.detach(), expected[0].detach())
+    torch.testing.assert_close(linear_bias.detach(), expected[1].detach())
+
+    decayed = []
+    for norm_bias_lr in (None, (lr, mult)):
+        model = _model()
+        model[1].bias.data.fill_(1.0)
+        opt = build_optimizer("sgd", param_groups(model, wd, no_decay_norm_and_bias=False, norm_bias_lr=norm_bias_lr),
+                              lr=lr, momentum=0.0)  # fmt: skip
+        model[1].bias.grad = torch.zeros(8)
+        opt.step()
+        decayed.append(model[1].bias.detach().clone())
+    torch.testing.assert_close(decayed[1], decayed[0])
+    torch.testing.assert_close(decayed[0], torch.full((8,), 1 - lr * wd))
+
+
+def test_norm_bias_lr_mult_reaches_the_task_optimizer_and_refuses_staged_rates() -> None:
+    from visionsuite.errors import ConfigError
+    from visionsuite.tasks import ClassificationTask
+
+    task = ClassificationTask(backbone="airbench94", num_classes=10, in_chans=3, lr=0.1, norm_bias_lr_mult=64.0)
+    opt = task.make_optimizer(task.optimizer_params())
+    norms = [m for m in task.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and opt.param_groups[-1]["lr"] == pytest.approx(6.4)
+    assert {id(p) for p in opt.param_groups[-1]["params"]} == {id(m.bias) for m in norms}
+    with pytest.raises(ConfigError, match="norm_bias_lr_mult does not combine"):
+        ClassificationTask(backbone="resnet18", num_classes=10, in_chans=3, norm_bias_lr_mult=64.0, frozen_stages=1)
+
+
 def test_cosine_time_follows_the_budget_clock_not_the_step_count() -> None:
     """Warm-up 0.1 then cosine: at 0, 0.05, 0.1, 0.55, 1.0 and 1.3 of the budget the multipliers
     are 0, 0.5, 1, 0.5, 0 and 0, whichever number of steps came before."""

@@ -221,6 +221,7 @@ ELSEWHERE: dict[str, str] = {
     # the generative tasks have no pretrained trunk: they refuse the shared fine-tuning options
     "frozen_stages": "test_stages.py::test_a_task_without_a_trunk_refuses_the_fine_tuning_options",
     "backbone_lr_mult": "test_stages.py::test_a_task_without_a_trunk_refuses_the_fine_tuning_options",
+    "norm_bias_lr_mult": "test_optim.py::test_norm_bias_lr_mult_reaches_the_task_optimizer_and_refuses_staged_rates",
     "unfreeze_at": "transfer/test_finetuning.py::test_",
     "stage_lr_decay": "transfer/test_finetuning.py::test_",
     "adopt_weights_preprocessing": "transfer/test_finetuning.py::test_",

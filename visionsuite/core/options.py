@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     "aux_loss_weight": finite(),
     "num_sample_images": int_at_least(0),
     "backbone_lr_mult": finite(),
+    "norm_bias_lr_mult": finite(positive=True),
     "encoder_lr_mult": finite(),
     "stage_lr_decay": finite(positive=True),
     "top_stages": int_at_least(1),

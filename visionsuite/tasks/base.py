@@ -121,7 +121,7 @@ class BaseTask(LightningModule, ABC):
     training_options: frozenset[str] = frozenset({
         "optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay", "no_decay_norm_and_bias",
         "scheduler", "milestones", "gamma", "patience", "warmup_pct", "checkpoint_every_n_steps",
-        "frozen_stages", "unfreeze_at", "backbone_lr_mult", "stage_lr_decay",
+        "frozen_stages", "unfreeze_at", "backbone_lr_mult", "stage_lr_decay", "norm_bias_lr_mult",
     })  # fmt: skip
 
     @classmethod
@@ -141,6 +141,7 @@ class BaseTask(LightningModule, ABC):
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
         no_decay_norm_and_bias: bool = False,
+        norm_bias_lr_mult: float = 1.0,
         scheduler: SchedulerName = "none",
         milestones: list[int] | None = None,
         gamma: float = 0.1,
@@ -166,6 +167,9 @@ class BaseTask(LightningModule, ABC):
             weight_decay: L2 coefficient λ as PyTorch applies it (gradient += λθ, i.e. a
                 penalty (λ/2)‖θ‖²).
             no_decay_norm_and_bias: exempt biases and normalisation weights from weight decay.
+            norm_bias_lr_mult: the normalisation layers' biases train at ``lr`` × this, with
+                ``weight_decay`` / this (the same decay per step): airbench's 64 for batch-norm
+                biases. Not with staged fine-tuning (its groups carry their own rates).
             scheduler: none, multistep (``milestones``, ``gamma``), cosine (per epoch, over
                 ``max_epochs``), cosine_time (per step, linear warm-up over ``warmup_pct`` of
                 ``trainer.max_time`` then cosine to 0 at its end, following elapsed time: for
@@ -354,6 +358,9 @@ class BaseTask(LightningModule, ABC):
         unfreeze = dict(hp.unfreeze_at or {})
         if not (regime != "full" or hp.frozen_stages or unfreeze or hp.backbone_lr_mult != 1 or hp.stage_lr_decay != 1):
             return None
+        if hp.norm_bias_lr_mult != 1:
+            raise ConfigError("norm_bias_lr_mult does not combine with frozen_stages, unfreeze_at, backbone_lr_mult, "
+                              "stage_lr_decay or finetune (their groups carry their own rates): leave it at 1")  # fmt: skip
         trunk = self.trunk()
         if trunk is None:
             raise ConfigError(f"{type(self).__name__} has no pretrained trunk: frozen_stages, unfreeze_at, "
@@ -582,7 +589,8 @@ class BaseTask(LightningModule, ABC):
         hp = {k: self.hparams[k] for k in ("optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay")}
         hp.update(overrides)
         if isinstance(params, nn.Module):
-            params = param_groups(params, hp["weight_decay"], no_decay_norm_and_bias=self.hparams.no_decay_norm_and_bias)
+            params = param_groups(params, hp["weight_decay"], no_decay_norm_and_bias=self.hparams.no_decay_norm_and_bias,
+                                  norm_bias_lr=(hp["lr"], self.hparams.norm_bias_lr_mult))  # fmt: skip
         name = hp.pop("optimizer")
         return build_optimizer(name, params, **hp)
 

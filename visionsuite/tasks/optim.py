@@ -22,8 +22,22 @@ OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
 SchedulerName = Literal["none", "multistep", "cosine", "cosine_time", "onecycle", "triangular", "plateau"]
 
 
+#: the normalisation layers whose biases :func:`param_groups` can give their own learning rate.
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def norm_biases(model: nn.Module) -> list[nn.Parameter]:
+    """The bias (shift) of every batch, instance, group and layer norm of ``model``."""
+    return [m.bias for m in model.modules() if isinstance(m, NORM_LAYERS) and isinstance(getattr(m, "bias", None), nn.Parameter)]
+
+
 def param_groups(
-    model: nn.Module | Iterable[nn.Parameter], weight_decay: float, *, no_decay_norm_and_bias: bool, lr: float | None = None
+    model: nn.Module | Iterable[nn.Parameter],
+    weight_decay: float,
+    *,
+    no_decay_norm_and_bias: bool,
+    lr: float | None = None,
+    norm_bias_lr: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     """All of ``model``'s parameters (or the parameters given), optionally exempting biases and
     norm weights from weight decay.
@@ -32,7 +46,22 @@ def param_groups(
     them until they are unfrozen – a stage unfrozen after the optimiser was built then trains,
     instead of silently staying out of the optimiser. ``lr`` gives these groups their own
     learning rate (discriminative fine-tuning: a lower one for the backbone than for the head).
+
+    ``norm_bias_lr`` = ``(lr, mult)``: the normalisation layers' biases (``model`` must be a
+    module) go in a group of their own at ``lr × mult`` with weight decay ``/ mult``, so the
+    decay per step (lr × decay) is the others' (airbench's 64x rate on batch-norm biases:
+    with the scale fixed, the shift is what the norm learns, and it needs the larger steps).
     """
+    if norm_bias_lr is not None and norm_bias_lr[1] != 1:
+        if not isinstance(model, nn.Module):
+            raise ValueError("norm_bias_lr needs the module, to find its normalisation layers")
+        base, mult = norm_bias_lr
+        biases = norm_biases(model)
+        chosen = {id(p) for p in biases}
+        rest = [p for p in model.parameters() if id(p) not in chosen]
+        decay = 0.0 if no_decay_norm_and_bias else weight_decay / mult
+        groups = param_groups(rest, weight_decay, no_decay_norm_and_bias=no_decay_norm_and_bias, lr=base if lr is None else lr)
+        return [*groups, {"params": biases, "lr": base * mult, "weight_decay": decay}] if biases else groups
     params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
     extra = {} if lr is None else {"lr": lr}
     if not no_decay_norm_and_bias or weight_decay == 0:
