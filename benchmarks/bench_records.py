@@ -57,9 +57,13 @@ def main() -> int:
     parser.add_argument("--decode", action="store_true", help="also time one run with an empty data_dir")
     parser.add_argument("--goal", default="", help="the goal, as text for the table (e.g. '>= 91% in <= 30 s')")
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides after --")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the fit overrides (``--model.init_args.lr 0.1``) pass through
+    args.overrides = [a for a in args.overrides + extra if a != "--"]
     one_run(args.config, args.data_dir, args.overrides + ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1"])  # decode once
-    rows = [one_run(args.config, args.data_dir, args.overrides) for _ in range(args.runs)]
+    rows = []
+    for i in range(args.runs):
+        rows.append(one_run(args.config, args.data_dir, args.overrides))
+        print(f"run {i + 1}: {rows[-1][0]:.1f} s, {rows[-1][1]:.2f}%, load {rows[-1][2]}", file=sys.stderr, flush=True)
     decode = None
     if args.decode:
         empty = tempfile.mkdtemp()

@@ -1,5 +1,6 @@
 """Optimiser and schedule factories: each name builds what it says, with the course's numbers."""
 
+from types import SimpleNamespace
 from typing import get_args
 
 import pytest
@@ -94,6 +95,26 @@ def test_triangular_rises_linearly_to_lr_then_falls_linearly_to_zero() -> None:
     expected = [0.2, 0.4] + [0.4 * (10 - k) / 8 for k in range(2, 10)]
     assert lrs == pytest.approx(expected)
     assert opt.param_groups[0]["nesterov"] is True
+
+
+def test_triangular_ends_start_and_finish_at_their_fractions_of_lr() -> None:
+    """airbench94's triangle: from 0.2 of the peak up, down to 0.07 at the last step (here 0.1),
+    hand-computed for 10 steps with a 20% warm-up; through the task's option too."""
+    opt = build_optimizer("sgd", _model().parameters(), lr=0.4)
+    cfg = build_scheduler("triangular", opt, max_epochs=1, total_steps=10, warmup_pct=0.2, triangular_ends=(0.2, 0.1))
+    lrs = _rates(opt, cfg["scheduler"], 10)
+    expected = [0.4 * (0.2 + 0.8 / 2), 0.4] + [0.4 * (0.1 + 0.9 * (10 - k) / 8) for k in range(2, 10)]
+    assert lrs == pytest.approx(expected)
+    from visionsuite.tasks import ClassificationTask
+
+    task = ClassificationTask(backbone="lenet5", num_classes=10, in_chans=1, optimizer="sgd", lr=0.4,
+                              scheduler="triangular", warmup_pct=0.2, triangular_ends=(0.2, 0.1))  # fmt: skip
+    task._trainer = SimpleNamespace(max_epochs=1, estimated_stepping_batches=10, callbacks=[], max_time=None)
+    try:
+        config = task.configure_optimizers()
+    finally:
+        task._trainer = None
+    assert _rates(config["optimizer"], config["lr_scheduler"]["scheduler"], 10) == pytest.approx(expected)
 
 
 def test_plateau_monitors_the_task_metric() -> None:

@@ -164,6 +164,7 @@ SCHEDULE_ROWS: dict[str, tuple[dict[str, Any], Any, Probe]] = {
     "gamma": ({"scheduler": "multistep", "milestones": [5]}, 0.5, optim),
     "patience": ({"scheduler": "plateau"}, 3, optim),
     "warmup_pct": ({"scheduler": "onecycle"}, 0.5, optim),
+    "triangular_ends": ({"scheduler": "triangular"}, (0.2, 0.07), optim),
 }
 
 #: per family: option → (value, probe) or (value, probe, other options it needs to act).

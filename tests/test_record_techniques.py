@@ -14,7 +14,8 @@ from lightning.pytorch import Callback, Trainer
 
 from visionsuite.backbones import create_backbone
 from visionsuite.data import FashionMNISTDataModule
-from visionsuite.data.augment import alternating_flips
+from visionsuite.data import augment as aug
+from visionsuite.data.augment import alternating_flips, shift_crop
 from visionsuite.models.test_time import shift, tta_logits
 from visionsuite.tasks import ClassificationTask
 
@@ -151,6 +152,28 @@ def test_alternating_flips_mirror_each_image_in_every_other_epoch(data_root: Pat
         out = dm.transform_batch(batch, train=True)["image"]
         want = alternating_flips(batch["index"], epoch, dm.seed)
         assert torch.equal(out[want], unflipped[want].flip(-1)) and torch.equal(out[~want], unflipped[~want])
+
+
+def test_reflect_padding_shows_the_mirrored_edge_where_zeros_show_black(data_root: Path, mirror: Path) -> None:
+    """A 3x3 image shifted one pixel down-right: reflect pads with row/column 1 (airbench's
+    translate), zeros with 0; the data module's ``crop_pad_mode`` applies the same offsets as the
+    zero padding does, only the border differs."""
+    image = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    offsets = torch.tensor([[0, 0]])
+    assert shift_crop(image, 1, offsets, mode="reflect")[0, 0].tolist() == [[5, 4, 5], [2, 1, 2], [5, 4, 5]]
+    assert shift_crop(image, 1, offsets)[0, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
+    dm = {mode: _data(data_root, crop_padding=2, crop_pad_mode=mode, normalize=False) for mode in ("zeros", "reflect")}
+    dm["zeros"].setup("fit")
+    batch = next(iter(dm["zeros"].train_dataloader()))
+    plain = aug.to_float(batch["image"])
+    torch.manual_seed(0)
+    offsets = aug.draw(len(plain), plain.device, padding=2).offsets
+    outs = {}
+    for mode, module in dm.items():
+        torch.manual_seed(0)
+        outs[mode] = module.transform_batch(batch, train=True)["image"]
+        assert torch.equal(outs[mode], shift_crop(plain, 2, offsets, mode=mode))
+    assert not torch.equal(outs["reflect"], outs["zeros"])
 
 
 def test_whitening_layer_decorrelates_the_training_patches(data_root: Path, mirror: Path) -> None:

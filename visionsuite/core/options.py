@@ -73,6 +73,13 @@ def positive_numbers(value: Any) -> str | None:
     return None if ok else "a list of finite numbers > 0"
 
 
+def fraction_pair(value: Any) -> str | None:
+    """Two finite numbers in [0, 1] (a schedule's start and end rates, as fractions of ``lr``)."""
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    ok = ok and all(_is_number(v) and math.isfinite(v) and 0 <= v <= 1 for v in value)
+    return None if ok else "two numbers in [0, 1] (start, end)"
+
+
 def non_negative_ints(value: Any) -> str | None:
     """``None`` or a list of integers ``>= 0`` (scheduler milestones)."""
     ok = value is None or all(_is_int(v) and v >= 0 for v in value)
@@ -100,6 +107,7 @@ RULES: dict[str, Rule] = {
     "gamma": finite(),
     "patience": int_at_least(0),
     "warmup_pct": finite(positive=True, below=1),
+    "triangular_ends": fraction_pair,
     "milestones": non_negative_ints,
     "checkpoint_every_n_steps": int_at_least(1),
     "num_classes": int_at_least(1),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,14 +23,18 @@ from torch import Tensor
 from .batch import BBOX_LABEL, BBOX_XYXY, IMAGE, MASK, Batch
 from .geometry import affine_boxes, mirror_boxes
 
+#: what a shifted (``crop_padding``) image shows at its border: zeros (black) or its mirrored edge.
+PadMode = Literal["zeros", "reflect"]
+
 
 def to_float(images: Tensor) -> Tensor:
     """uint8 [0, 255] → float32 [0, 1]; floating inputs are returned unchanged."""
     return images if images.is_floating_point() else images.float().div_(255.0)
 
 
-def shift_crop(images: Tensor, padding: int, offsets: Tensor, fill: float = 0.0) -> Tensor:
-    """Pad by ``padding`` (with ``fill``) on each side, then crop back to (H, W) at per-image ``offsets``.
+def shift_crop(images: Tensor, padding: int, offsets: Tensor, fill: float = 0.0, mode: PadMode = "zeros") -> Tensor:
+    """Pad by ``padding`` (with ``fill``, or ``mode`` reflect: the mirrored border pixels, as
+    airbench pads) on each side, then crop back to (H, W) at per-image ``offsets``.
 
     ``offsets`` is int [N, 2] of (top, left) in ``[0, 2 * padding]``; (p, p) is the identity.
     Implemented as two ``gather`` ops, so it stays one kernel each on any device.
@@ -37,7 +42,8 @@ def shift_crop(images: Tensor, padding: int, offsets: Tensor, fill: float = 0.0)
     if padding == 0:
         return images
     n, c, h, w = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding), value=fill)
+    pad = (padding, padding, padding, padding)
+    padded = F.pad(images, pad, mode="reflect") if mode == "reflect" else F.pad(images, pad, value=fill)
     offsets = offsets.to(device=images.device, dtype=torch.int64)
     rows = offsets[:, 0, None] + torch.arange(h, device=images.device)  # [N, H]
     cols = offsets[:, 1, None] + torch.arange(w, device=images.device)  # [N, W]
@@ -69,6 +75,7 @@ class Draws:
 
     padding: int = 0
     offsets: Tensor | None = None
+    pad_mode: PadMode = "zeros"
     flip: Tensor | None = None
     scale: Tensor | None = None
 
@@ -80,9 +87,11 @@ def draw(
     flip_p: float = 0.0,
     scale_range: tuple[float, float] | None = None,
     generator: torch.Generator | None = None,
+    pad_mode: PadMode = "zeros",
 ) -> Draws:
-    """Draw crop offsets, then flips, then scales for ``batch_size`` images (in that order)."""
-    d = Draws(padding=max(padding, 0))
+    """Draw crop offsets, then flips, then scales for ``batch_size`` images (in that order);
+    ``pad_mode``: what a shifted image shows at its border (masks always get ``ignore_index``)."""
+    d = Draws(padding=max(padding, 0), pad_mode=pad_mode)
     if d.padding > 0:
         d.offsets = torch.randint(0, 2 * d.padding + 1, (batch_size, 2), device=device, generator=generator)
     if flip_p > 0:
@@ -120,7 +129,7 @@ def _move_images(x: Tensor, d: Draws, grid: Tensor | None, fill: float, nearest:
         else:
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     elif d.offsets is not None:
-        x = shift_crop(x, d.padding, d.offsets, fill=fill)
+        x = shift_crop(x, d.padding, d.offsets, fill=fill, mode="zeros" if nearest else d.pad_mode)
     if d.flip is not None:
         x = torch.where(d.flip.to(x.device)[:, None, None, None], x.flip(-1), x)
     return x

@@ -85,6 +85,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         seed: int = 42,
         augment: bool = True,
         crop_padding: int = 0,
+        crop_pad_mode: aug.PadMode = "zeros",
         hflip: bool = False,
         flip_mode: Literal["random", "alternating"] = "random",
         normalize: bool = True,
@@ -109,6 +110,9 @@ class TensorClassificationDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.augment, self.crop_padding, self.hflip = augment, crop_padding, hflip
+        if crop_pad_mode not in ("zeros", "reflect"):
+            raise InvalidDatasetError(f"crop_pad_mode must be zeros or reflect, got {crop_pad_mode!r}")
+        self.crop_pad_mode = crop_pad_mode
         if flip_mode not in ("random", "alternating"):
             raise InvalidDatasetError(f"flip_mode must be random or alternating, got {flip_mode!r}")
         self.flip_mode = flip_mode
@@ -324,7 +328,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         ops = []
         if self.augment:
             if self.crop_padding > 0:
-                ops.append(f"random crop pad {self.crop_padding}")
+                ops.append(f"random crop pad {self.crop_padding}" + (" reflect" if self.crop_pad_mode == "reflect" else ""))
             if self.hflip:
                 ops.append("hflip alternating by epoch" if self.alternating_flips else "hflip p=0.5")
             if self.scale_range is not None and tuple(self.scale_range) != (1.0, 1.0):
@@ -350,7 +354,7 @@ class TensorClassificationDataModule(L.LightningDataModule):
         if train and self.augment:
             d = aug.draw(
                 out[IMAGE].shape[0], out[IMAGE].device, padding=self.crop_padding,
-                flip_p=0.5 if self.hflip else 0.0, scale_range=self.scale_range,
+                flip_p=0.5 if self.hflip else 0.0, scale_range=self.scale_range, pad_mode=self.crop_pad_mode,
             )  # fmt: skip
             if self.alternating_flips and INDEX in batch:
                 d.flip = alternating_flips(batch[INDEX], self._epoch(), self.seed).to(out[IMAGE].device)

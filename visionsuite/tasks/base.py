@@ -120,7 +120,7 @@ class BaseTask(LightningModule, ABC):
     evaluation_options: frozenset[str] = frozenset({"channels_last"})
     training_options: frozenset[str] = frozenset({
         "optimizer", "lr", "momentum", "nesterov", "betas", "weight_decay", "no_decay_norm_and_bias",
-        "scheduler", "milestones", "gamma", "patience", "warmup_pct", "checkpoint_every_n_steps",
+        "scheduler", "milestones", "gamma", "patience", "warmup_pct", "triangular_ends", "checkpoint_every_n_steps",
         "frozen_stages", "unfreeze_at", "backbone_lr_mult", "stage_lr_decay", "norm_bias_lr_mult",
     })  # fmt: skip
 
@@ -147,6 +147,7 @@ class BaseTask(LightningModule, ABC):
         gamma: float = 0.1,
         patience: int = 10,
         warmup_pct: float = 0.3,
+        triangular_ends: tuple[float, float] = (0.0, 0.0),
         checkpoint_every_n_steps: int = 500,
         channels_last: bool = False,
         frozen_stages: int = 0,
@@ -181,6 +182,8 @@ class BaseTask(LightningModule, ABC):
             patience: plateau epochs without improvement before decaying.
             warmup_pct: onecycle's and triangular's fraction of the steps, cosine_time's of
                 the time budget, spent warming up.
+            triangular_ends: triangular's (start, end) rates as fractions of ``lr`` (default
+                (0, 0)); airbench94's [0.2, 0.07] keeps the first and last steps learning.
             checkpoint_every_n_steps: how often ``last.ckpt`` is refreshed mid-epoch, so a
                 killed run loses at most this many steps (``--ckpt_path last`` resumes).
             channels_last: store the 4-D weights channels-last (NHWC). Convolutions then run
@@ -607,6 +610,7 @@ class BaseTask(LightningModule, ABC):
             "mode": self.mode,
             "patience": hp.patience,
             "warmup_pct": hp.warmup_pct,
+            "triangular_ends": tuple(hp.triangular_ends),
         }
         options.update(overrides)
         name = name or hp.scheduler

@@ -139,19 +139,21 @@ class BudgetCosineLR(lr_scheduler.LRScheduler):
         return {k: v for k, v in super().state_dict().items() if k != "clock"}
 
 
-def triangular_factor(step: int, total_steps: int, warmup_pct: float) -> float:
-    """The learning-rate multiplier at optimiser step ``step`` of ``total_steps``: linear from 0
-    to 1 over the first ``warmup_pct`` of the steps, then linear down to 0 at the last step.
+def triangular_factor(step: int, total_steps: int, warmup_pct: float, ends: tuple[float, float] = (0.0, 0.0)) -> float:
+    """The learning-rate multiplier at optimiser step ``step`` of ``total_steps``: linear from
+    ``ends[0]`` to 1 over the first ``warmup_pct`` of the steps, then linear down to ``ends[1]``
+    at the last step (``ends`` (0, 0): from one step's share of the ramp, never 0, down to 0).
 
     airbench's schedule (and the fast CIFAR-10 records before it): unlike one-cycle's cosine
-    halves, the rate spends as long near its peak as near zero, and it ends at 0 wherever the
-    last step falls. Step 0 gets a small positive rate (one step's share of the ramp), never 0.
+    halves, the rate spends as long near its peak as near zero. airbench94 runs it from 0.2 to
+    0.07 of the peak (``triangular_ends: [0.2, 0.07]``).
     """
+    start, end = ends
     total = max(1, total_steps)
     rise = max(1, round(warmup_pct * total))
     if step < rise:
-        return (step + 1) / rise
-    return max(0.0, (total - step) / max(1, total - rise))
+        return start + (1 - start) * (step + 1) / rise
+    return end + (1 - end) * max(0.0, (total - step) / max(1, total - rise))
 
 
 def build_scheduler(
@@ -166,6 +168,7 @@ def build_scheduler(
     mode: str = "min",
     patience: int = 10,
     warmup_pct: float = 0.3,
+    triangular_ends: tuple[float, float] = (0.0, 0.0),
     budget_clock: Callable[[], float] | None = None,
 ) -> dict[str, Any] | None:
     """A Lightning ``lr_scheduler`` config dict (with the right interval), or ``None``.
@@ -175,7 +178,7 @@ def build_scheduler(
     """
     options = {"max_epochs": max_epochs, "total_steps": total_steps, "milestones": milestones, "gamma": gamma,
                "monitor": monitor, "mode": mode, "patience": patience, "warmup_pct": warmup_pct,
-               "budget_clock": budget_clock}  # fmt: skip
+               "triangular_ends": triangular_ends, "budget_clock": budget_clock}  # fmt: skip
     return SCHEDULERS[name](optimizer, **options)
 
 
@@ -218,9 +221,11 @@ def _onecycle(optimizer: Optimizer, *, total_steps: int, warmup_pct: float, **_:
 
 
 @SCHEDULERS.register("triangular")
-def _triangular(optimizer: Optimizer, *, total_steps: int, warmup_pct: float, **_: Any) -> dict[str, Any]:
-    total = max(1, total_steps)
-    sched = lr_scheduler.LambdaLR(optimizer, lambda step: triangular_factor(step, total, warmup_pct))
+def _triangular(
+    optimizer: Optimizer, *, total_steps: int, warmup_pct: float, triangular_ends: tuple[float, float] = (0.0, 0.0), **_: Any
+) -> dict[str, Any]:
+    total, ends = max(1, total_steps), (float(triangular_ends[0]), float(triangular_ends[1]))
+    sched = lr_scheduler.LambdaLR(optimizer, lambda step: triangular_factor(step, total, warmup_pct, ends))
     return {"scheduler": sched, "interval": "step"}
 
 
