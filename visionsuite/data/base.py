@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 import lightning as L
 import torch
@@ -110,8 +110,8 @@ class TensorClassificationDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.augment, self.crop_padding, self.hflip = augment, crop_padding, hflip
-        if crop_pad_mode not in ("zeros", "reflect"):
-            raise InvalidDatasetError(f"crop_pad_mode must be zeros or reflect, got {crop_pad_mode!r}")
+        if crop_pad_mode not in get_args(aug.PadMode):
+            raise InvalidDatasetError(f"crop_pad_mode must be {' or '.join(get_args(aug.PadMode))}, got {crop_pad_mode!r}")
         self.crop_pad_mode = crop_pad_mode
         if flip_mode not in ("random", "alternating"):
             raise InvalidDatasetError(f"flip_mode must be random or alternating, got {flip_mode!r}")
